@@ -1,0 +1,27 @@
+"""brainmri_tfds: the Kaggle LGG brain-MRI segmentation data as a TFDS dataset and a tf.data pipeline.
+
+`import brainmri_tfds` registers the `lgg_mri` builder, so `tfds.load("lgg_mri")` works.
+"""
+
+from brainmri_tfds import lgg_mri  # noqa: F401  (registers lgg_mri with TFDS)
+from brainmri_tfds.layout import LayoutError
+from brainmri_tfds.pipeline import (
+    CHANNEL_MODES,
+    DatasetNotBuiltError,
+    load_split,
+    make_dataset,
+    parse_dataset_name,
+    prepare_image,
+    prepare_mask,
+)
+
+__all__ = [
+    "CHANNEL_MODES",
+    "DatasetNotBuiltError",
+    "LayoutError",
+    "load_split",
+    "make_dataset",
+    "parse_dataset_name",
+    "prepare_image",
+    "prepare_mask",
+]

@@ -1,0 +1,95 @@
+"""lgg_mri: brain MRI slices of lower-grade glioma patients with FLAIR abnormality masks."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from brainmri_tfds import layout, synthetic
+from brainmri_tfds.splits import SPLIT_NAMES, split_of
+
+_HOMEPAGE = "https://www.kaggle.com/datasets/mateuszbuda/lgg-mri-segmentation"
+
+
+@dataclasses.dataclass
+class LggMriConfig(tfds.core.BuilderConfig):
+    """`synthetic_patients` > 0 builds phantoms instead of reading `manual_dir`."""
+
+    synthetic_patients: int = 0
+    synthetic_seed: int = 0
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for the Kaggle LGG segmentation dataset, split by patient."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release: patient-level splits, 256x256x3 slices, 0/1 masks."}
+    BUILDER_CONFIGS = [
+        LggMriConfig(
+            name="kaggle_3m",
+            description="The 110 TCGA-LGG patients of Kaggle's lgg-mri-segmentation download (manual_dir).",
+        ),
+        LggMriConfig(
+            name="synthetic",
+            description="20 phantom patients in the same layout, generated on the fly (no download).",
+            synthetic_patients=20,
+            synthetic_seed=0,
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "kaggle_3m"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+    Download the dataset from https://www.kaggle.com/datasets/mateuszbuda/lgg-mri-segmentation
+    (Kaggle account needed) and place in `manual_dir` ONE of:
+      * Kaggle's zip as downloaded (any name ending in .zip, e.g. archive.zip); it is read
+        directly, do not unpack it; keep no other zip beside it;
+      * the extracted `kaggle_3m/` folder (then `manual_dir` may also be `kaggle_3m/` itself,
+        or a folder holding `lgg-mri-segmentation/kaggle_3m/`).
+    Each slice is read once even though Kaggle's archive holds the tree twice.
+    The `synthetic` config needs nothing in manual_dir.
+    """
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=layout.IMAGE_SHAPE, encoding_format="png"),
+                "mask": tfds.features.Image(shape=layout.MASK_SHAPE + (1,), encoding_format="png"),
+                "patient_id": tfds.features.Text(),
+                "slice_index": np.int32,
+                "has_tumor": np.bool_,
+                "tumor_pixels": np.int32,
+            }),
+            supervised_keys=("image", "mask"),
+            homepage=_HOMEPAGE,
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        if self.builder_config.synthetic_patients:
+            return {split: self._generate_synthetic(split) for split in SPLIT_NAMES}
+        source = layout.open_source(dl_manager.manual_dir)
+        slices = layout.list_slices(source)
+        by_split = {split: [s for s in slices if split_of(s.patient_id) == split] for split in SPLIT_NAMES}
+        return {split: self._generate_examples(source, items) for split, items in by_split.items() if items}
+
+    def _generate_synthetic(self, split: str) -> Iterator[tuple[str, dict]]:
+        """Writes this split's phantoms to a temporary folder and reads them like real data."""
+        config = self.builder_config
+        with tempfile.TemporaryDirectory(prefix="lgg_synthetic_") as folder:
+            synthetic.write_patients(folder, config.synthetic_patients, config.synthetic_seed, splits=(split,))
+            source = layout.open_source(folder)
+            yield from self._generate_examples(source, layout.list_slices(source))
+
+    def _generate_examples(self, source: layout.Source, slices: list[layout.SliceFiles]):
+        for item, image, mask in layout.read_slices(source, slices):
+            tumor_pixels = int(mask.sum())
+            yield item.key, {
+                "image": image,
+                "mask": mask,
+                "patient_id": item.patient_id,
+                "slice_index": item.slice_index,
+                "has_tumor": tumor_pixels > 0,
+                "tumor_pixels": tumor_pixels,
+            }

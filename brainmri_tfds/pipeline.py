@@ -1,0 +1,133 @@
+"""The tf.data pipeline over a built `lgg_mri` dataset, for training and for evaluation.
+
+    make_dataset("train", image_size=128, channels="all", batch_size=16, augment=True)
+
+gives batches of `(image float32 [B, S, S, C] in [0, 1], mask float32 [B, S, S, 1] in {0, 1})`:
+decode -> resize (bilinear image, nearest mask) -> cache -> shuffle -> batch -> augment -> prefetch.
+Augmentation runs on whole batches (each slice still gets its own random transform), which is
+several times faster on a CPU than slice by slice.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+CHANNEL_MODES = {"all": 3, "flair": 1, "gray": 1}  # mode -> number of model input channels
+DEFAULT_IMAGE_SIZE = 128
+SHUFFLE_BUFFER = 1024
+
+
+class DatasetNotBuiltError(RuntimeError):
+    """The requested dataset is not in data_dir; the message gives the command that builds it."""
+
+
+def build_command(config: str, data_dir: str | None) -> str:
+    """The exact `tfds build` command that prepares `lgg_mri/<config>` in `data_dir`."""
+    command = f"tfds build lgg_mri --imports brainmri_tfds --config {config}"
+    if config != "synthetic":
+        command += " --manual_dir DIR_WITH_KAGGLE_ZIP"
+    if data_dir:
+        command += f" --data_dir {data_dir}"
+    return command
+
+
+def parse_dataset_name(dataset: str) -> str:
+    """The config of 'lgg_mri' (kaggle_3m) or 'lgg_mri/<config>'."""
+    name, _, config = dataset.partition("/")
+    if name != "lgg_mri":
+        raise ValueError(f"unknown dataset {dataset!r}: expected 'lgg_mri' or 'lgg_mri/synthetic'")
+    return config or "kaggle_3m"
+
+
+def load_split(split: str, data_dir: str | None = None, config: str = "kaggle_3m") -> tf.data.Dataset:
+    """The raw examples of one split (dicts of image, mask, patient_id, slice_index, ...), in key order."""
+    import brainmri_tfds.lgg_mri  # noqa: F401  (registers the builder)
+
+    builder = tfds.builder(f"lgg_mri/{config}", data_dir=data_dir)
+    if not builder.is_prepared():
+        raise DatasetNotBuiltError(
+            f"dataset lgg_mri/{config} is not built in {builder.data_dir_root}; build it with:\n  "
+            + build_command(config, data_dir)
+        )
+    if split not in builder.info.splits:
+        raise ValueError(f"lgg_mri/{config} has no split {split!r}; it has {sorted(builder.info.splits)}")
+    return builder.as_dataset(split=split, shuffle_files=False)
+
+
+def prepare_image(image: tf.Tensor, image_size: int, channels: str) -> tf.Tensor:
+    """uint8 slice(s) [..., H, W, 3] -> float32 [..., S, S, C] in [0, 1] for the chosen channels."""
+    if channels not in CHANNEL_MODES:
+        raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
+    image = tf.image.convert_image_dtype(tf.convert_to_tensor(image), tf.float32)
+    if channels == "flair":
+        image = image[..., 1:2]
+    elif channels == "gray":
+        image = tf.image.rgb_to_grayscale(image)
+    image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def prepare_mask(mask: tf.Tensor, image_size: int) -> tf.Tensor:
+    """uint8 mask(s) [..., H, W, 1] in {0, 1} -> float32 [..., S, S, 1] in {0, 1}."""
+    mask = tf.image.resize(mask, (image_size, image_size), method="nearest")
+    return tf.cast(mask, tf.float32)
+
+
+def augmenter(seed: int):
+    """Random flips, small rotations and zoom (image and mask together), then intensity jitter."""
+    import keras
+
+    geometry = keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.05, fill_mode="constant", seed=seed + 1),
+        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="constant", seed=seed + 2),
+    ])
+    intensity = keras.Sequential([
+        keras.layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
+        keras.layers.RandomContrast(0.1, seed=seed + 4),
+    ])
+
+    def augment(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        n = tf.shape(image)[-1]
+        moved = geometry(tf.concat([image, mask], axis=-1), training=True)
+        image, mask = moved[..., :n], moved[..., n:]
+        image = tf.clip_by_value(intensity(image, training=True), 0.0, 1.0)
+        return image, tf.cast(mask > 0.5, tf.float32)
+
+    return augment
+
+
+def make_dataset(
+    split: str,
+    *,
+    data_dir: str | None = None,
+    config: str = "kaggle_3m",
+    image_size: int = DEFAULT_IMAGE_SIZE,
+    channels: str = "all",
+    batch_size: int | None = 16,
+    augment: bool = False,
+    shuffle: bool | None = None,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of (image, mask) for Keras; `shuffle` defaults to True for 'train' only.
+
+    `batch_size=None` leaves the dataset unbatched (and skips augmentation, which runs on batches).
+    """
+    if channels not in CHANNEL_MODES:
+        raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
+    if image_size < 8:
+        raise ValueError(f"image_size must be at least 8, got {image_size}")
+    shuffle = split == "train" if shuffle is None else shuffle
+    dataset = load_split(split, data_dir, config).map(
+        lambda ex: (prepare_image(ex["image"], image_size, channels), prepare_mask(ex["mask"], image_size)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).cache()
+    if shuffle:
+        dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    if batch_size:
+        dataset = dataset.batch(batch_size)
+        if augment:
+            dataset = dataset.map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
