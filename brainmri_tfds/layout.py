@@ -214,6 +214,11 @@ def list_slices(source: Source, masks_required: bool = True) -> list[SliceFiles]
                 )
             continue
         table[slot] = name
+    if not images and not masks:
+        raise LayoutError(
+            f"{source.location}: no Kaggle LGG slices found "
+            "(expected kaggle_3m/TCGA_<site>_<id>_<date>/TCGA_<site>_<id>_<date>_<n>.tif)"
+        )
     for slot, mask in masks.items():
         if slot not in images:
             raise LayoutError(f"{source.describe(mask)}: mask without its image {slot[0]}_{slot[1]}.tif")

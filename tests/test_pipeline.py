@@ -1,0 +1,68 @@
+"""The tf.data pipeline: shapes, dtypes and ranges per channel mode; augmentation keeps alignment."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from brainmri_tfds import pipeline
+
+
+@pytest.mark.parametrize("channels, depth", [("all", 3), ("flair", 1), ("gray", 1)])
+def test_batches_have_the_promised_shapes_and_ranges(synthetic_data_dir, channels, depth):
+    dataset = pipeline.make_dataset(
+        "validation", data_dir=synthetic_data_dir, config="synthetic", image_size=64, channels=channels, batch_size=8
+    )
+    images, masks = next(iter(dataset))
+    assert images.shape == (8, 64, 64, depth) and images.dtype == tf.float32
+    assert masks.shape == (8, 64, 64, 1) and masks.dtype == tf.float32
+    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+    assert set(np.unique(masks.numpy())) <= {0.0, 1.0}
+
+
+def test_train_split_covers_every_slice_once_per_epoch(synthetic_data_dir):
+    dataset = pipeline.make_dataset("train", data_dir=synthetic_data_dir, config="synthetic", image_size=32, batch_size=None)
+    raw = pipeline.load_split("train", synthetic_data_dir, "synthetic")
+    assert sum(1 for _ in dataset) == sum(1 for _ in raw)
+
+
+def test_flair_is_the_second_sequence():
+    image = np.zeros((256, 256, 3), np.uint8)
+    image[..., 1] = 200
+    flair = pipeline.prepare_image(image, 128, "flair").numpy()
+    np.testing.assert_allclose(flair, 200 / 255, atol=1e-6)
+
+
+def test_masks_stay_binary_when_resized():
+    mask = np.zeros((256, 256, 1), np.uint8)
+    mask[100:140, 90:133] = 1
+    resized = pipeline.prepare_mask(mask, 128).numpy()
+    assert set(np.unique(resized)) == {0.0, 1.0}
+    assert abs(resized.sum() * 4 - mask.sum()) < 0.05 * mask.sum()
+
+
+def test_augmentation_moves_image_and_mask_together():
+    rng = np.random.default_rng(0)
+    masks = np.zeros((16, 64, 64, 1), np.float32)
+    for i in range(16):
+        y, x = rng.integers(12, 40, 2)
+        masks[i, y : y + 14, x : x + 20] = 1.0
+    images = np.repeat(masks, 3, axis=-1)  # the image shows exactly the mask
+    augmented_images, augmented_masks = pipeline.augmenter(seed=1)(tf.constant(images), tf.constant(masks))
+    moved = augmented_images.numpy()[..., 1] > 0.5
+    truth = augmented_masks.numpy()[..., 0] > 0.5
+    assert not np.array_equal(truth, masks[..., 0] > 0.5)  # something did move
+    for shown, expected in zip(moved, truth):
+        iou = (shown & expected).sum() / max((shown | expected).sum(), 1)
+        assert iou > 0.9
+    assert set(np.unique(augmented_masks.numpy())) <= {0.0, 1.0}
+
+
+def test_missing_dataset_names_the_build_command(tmp_path):
+    with pytest.raises(pipeline.DatasetNotBuiltError) as caught:
+        pipeline.make_dataset("train", data_dir=str(tmp_path), config="synthetic")
+    assert f"tfds build lgg_mri --imports brainmri_tfds --config synthetic --data_dir {tmp_path}" in str(caught.value)
+
+
+def test_unknown_channel_mode_is_rejected(synthetic_data_dir):
+    with pytest.raises(ValueError, match="channels"):
+        pipeline.make_dataset("train", data_dir=synthetic_data_dir, config="synthetic", channels="rgb")
