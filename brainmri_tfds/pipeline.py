@@ -112,7 +112,8 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of (image, mask) for Keras; `shuffle` defaults to True for 'train' only.
 
-    `batch_size=None` leaves the dataset unbatched (and skips augmentation, which runs on batches).
+    `batch_size=None` gives the prepared, cached, shuffled slices unbatched, for a caller that
+    batches them itself with `batch()` (as the tuner does to search over batch size).
     """
     if channels not in CHANNEL_MODES:
         raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
@@ -126,8 +127,16 @@ def make_dataset(
     ).cache()
     if shuffle:
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-    if batch_size:
-        dataset = dataset.batch(batch_size)
+    if batch_size is None:
         if augment:
-            dataset = dataset.map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
+            raise ValueError("augment needs a batch_size: augmentation runs on batches")
+        return dataset
+    return batch(dataset, batch_size, augment=augment, seed=seed)
+
+
+def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """Unbatched (image, mask) pairs -> batches, augmented if asked, prefetched."""
+    dataset = dataset.batch(batch_size)
+    if augment:
+        dataset = dataset.map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

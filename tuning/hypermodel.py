@@ -1,0 +1,165 @@
+"""A U-Net built from explicit values, and the Keras Tuner hypermodel that searches over them.
+
+`build_unet(**values)` needs no tuner, so a saved `best_hparams.json` rebuilds its model:
+
+    model = build_unet(image_size=128, channels=3, depth=4, base_filters=16)
+    compile_unet(model, learning_rate=1e-3, loss="bce_dice")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import keras_tuner
+
+from brainmri_tfds import pipeline
+
+from tuning.losses import LOSS_NAMES, make_loss, training_metrics
+
+DEPTHS = (2, 3, 4, 5)
+BASE_FILTERS = (8, 16, 32, 64)
+UPSAMPLING = ("transpose", "bilinear")
+BATCH_SIZES = (8, 16, 32)
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig:
+    """Everything that fixes a U-Net's architecture and training recipe."""
+
+    depth: int = 4
+    base_filters: int = 16
+    batch_norm: bool = True
+    dropout: float = 0.1
+    upsampling: str = "transpose"
+    learning_rate: float = 1e-3
+    loss: str = "bce_dice"
+    batch_size: int = 16
+
+    def architecture(self) -> dict:
+        """The keyword arguments of `build_unet` besides the input shape."""
+        return {k: getattr(self, k) for k in ("depth", "base_filters", "batch_norm", "dropout", "upsampling")}
+
+    @classmethod
+    def from_values(cls, values: dict) -> "UNetConfig":
+        """From a dict such as `best_hparams.json`'s "hyperparameters"; unknown keys are an error."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown hyperparameters {unknown}; known: {sorted(names)}")
+        return cls(**values)
+
+
+def check_structure(image_size: int, channels: int, depths=DEPTHS) -> None:
+    """Raises ValueError unless a U-Net of every depth in `depths` fits `image_size` x `channels`."""
+    if channels < 1:
+        raise ValueError(f"channels must be at least 1, got {channels}")
+    for depth in depths:
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        if image_size < 2**depth or image_size % 2**depth:
+            raise ValueError(
+                f"image_size {image_size} must be divisible by 2**depth = {2**depth} (depth {depth}); "
+                f"use a multiple of {2 ** max(depths)}"
+            )
+
+
+def _conv_block(x, filters: int, batch_norm: bool, prefix: str):
+    for n in (1, 2):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, name=f"{prefix}_conv{n}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"{prefix}_bn{n}")(x)
+        x = keras.layers.ReLU(name=f"{prefix}_relu{n}")(x)
+    return x
+
+
+def build_unet(
+    image_size: int = 128,
+    channels: int = 3,
+    depth: int = 4,
+    base_filters: int = 16,
+    batch_norm: bool = True,
+    dropout: float = 0.1,
+    upsampling: str = "transpose",
+) -> keras.Model:
+    """U-Net with `depth` down-sampling levels, filters doubling per level, one sigmoid output.
+
+    Input `[batch, image_size, image_size, channels]` float in [0, 1]; output
+    `[batch, image_size, image_size, 1]`, the probability of tumour per pixel.
+    """
+    check_structure(image_size, channels, (depth,))
+    if upsampling not in UPSAMPLING:
+        raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    inputs = keras.Input((image_size, image_size, channels), name="image")
+    x, skips = inputs, []
+    for level in range(depth):
+        x = _conv_block(x, base_filters * 2**level, batch_norm, f"enc{level}")
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+    x = _conv_block(x, base_filters * 2**depth, batch_norm, "bottleneck")
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="bottleneck_dropout")(x)
+    for level in reversed(range(depth)):
+        filters = base_filters * 2**level
+        if upsampling == "transpose":
+            x = keras.layers.Conv2DTranspose(filters, 2, strides=2, name=f"dec{level}_up")(x)
+        else:
+            x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"dec{level}_resize")(x)
+            x = keras.layers.Conv2D(filters, 3, padding="same", name=f"dec{level}_up")(x)
+        x = keras.layers.Concatenate(name=f"dec{level}_concat")([x, skips[level]])
+        x = _conv_block(x, filters, batch_norm, f"dec{level}")
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="mask")(x)
+    return keras.Model(inputs, outputs, name=f"unet_d{depth}_f{base_filters}")
+
+
+def compile_unet(model: keras.Model, learning_rate: float, loss: str) -> keras.Model:
+    """Compiles with Adam, the named loss, and Dice and IoU metrics."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=make_loss(loss),
+        metrics=training_metrics(),
+    )
+    return model
+
+
+class UNetHyperModel(keras_tuner.HyperModel):
+    """Searches depth, width, batch norm, dropout, up-sampling, learning rate, loss and batch size."""
+
+    def __init__(self, image_size: int = 128, channels: int = 3, depths=DEPTHS, augment: bool = True, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        check_structure(image_size, channels, depths)
+        self.image_size = image_size
+        self.channels = channels
+        self.depths = tuple(depths)
+        self.augment = augment
+        self.seed = seed
+
+    def declare(self, hp: keras_tuner.HyperParameters) -> UNetConfig:
+        """Declares every hyperparameter (flat, each with its default) and returns their values."""
+        defaults = UNetConfig()
+        return UNetConfig(
+            depth=hp.Int("depth", min(self.depths), max(self.depths), default=defaults.depth),
+            base_filters=hp.Choice("base_filters", BASE_FILTERS, default=defaults.base_filters),
+            batch_norm=hp.Boolean("batch_norm", default=defaults.batch_norm),
+            dropout=hp.Float("dropout", 0.0, 0.3, step=0.1, default=defaults.dropout),
+            upsampling=hp.Choice("upsampling", UPSAMPLING, default=defaults.upsampling),
+            learning_rate=hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=defaults.learning_rate),
+            loss=hp.Choice("loss", LOSS_NAMES, default=defaults.loss),
+            batch_size=hp.Choice("batch_size", BATCH_SIZES, default=defaults.batch_size),
+        )
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        config = self.declare(hp)
+        model = build_unet(self.image_size, self.channels, **config.architecture())
+        return compile_unet(model, config.learning_rate, config.loss)
+
+    def fit(self, hp, model, x, *args, validation_data=None, **kwargs):
+        """`x` and `validation_data` are unbatched datasets; batching here is how batch size is tuned
+        (Keras ignores `fit(batch_size=...)` for a dataset)."""
+        batch_size = hp.get("batch_size")
+        x = pipeline.batch(x, batch_size, augment=self.augment, seed=self.seed)
+        if validation_data is not None:
+            validation_data = pipeline.batch(validation_data, batch_size)
+        return model.fit(x, *args, validation_data=validation_data, **kwargs)

@@ -1,0 +1,79 @@
+"""Training-time losses and metrics for binary masks (Keras). Held-out scoring lives in `tuning.scoring`.
+
+Shapes: `y_true`, `y_pred` are `[batch, H, W, 1]`, masks in {0, 1}, predictions in [0, 1].
+
+- Losses: Keras' own binary cross-entropy and `keras.losses.Dice` (soft Dice over the whole
+  batch), and `BceDice`, their sum.
+- `DiceScore`: Dice of the thresholded prediction, accumulated over every pixel of an epoch
+  (2 TP / (2 TP + FP + FN)). Empty-mask rule: when truth and prediction are both empty over
+  everything seen, the score is 1.0 (nothing to find, nothing found). IoU uses Keras'
+  `BinaryIoU` on the tumour class.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+LOSS_NAMES = ("bce", "dice", "bce_dice")
+
+
+@keras.saving.register_keras_serializable(package="brainmri")
+class BceDice(keras.losses.Loss):
+    """Binary cross-entropy plus soft Dice loss (both over the batch)."""
+
+    def __init__(self, name: str = "bce_dice", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
+        return bce + keras.losses.dice(y_true, y_pred)
+
+
+def make_loss(name: str) -> keras.losses.Loss:
+    """The loss called `name`: 'bce', 'dice' or 'bce_dice'."""
+    if name == "bce":
+        return keras.losses.BinaryCrossentropy(name="bce")
+    if name == "dice":
+        return keras.losses.Dice(name="dice_loss")
+    if name == "bce_dice":
+        return BceDice()
+    raise ValueError(f"loss must be one of {LOSS_NAMES}, got {name!r}")
+
+
+@keras.saving.register_keras_serializable(package="brainmri")
+class DiceScore(keras.metrics.Metric):
+    """Dice of predictions thresholded at `threshold`, over all pixels seen; 1.0 when both are empty."""
+
+    def __init__(self, threshold: float = 0.5, name: str = "dice", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.threshold = threshold
+        self.true_positives = self.add_variable(shape=(), initializer="zeros", name="tp")
+        self.errors = self.add_variable(shape=(), initializer="zeros", name="fp_fn")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        truth = ops.cast(ops.greater(ops.cast(y_true, "float32"), 0.5), "float32")
+        predicted = ops.cast(ops.greater(ops.cast(y_pred, "float32"), self.threshold), "float32")
+        tp = ops.sum(truth * predicted)
+        self.true_positives.assign_add(tp)
+        self.errors.assign_add(ops.sum(truth) + ops.sum(predicted) - 2.0 * tp)
+
+    def result(self):
+        tp2 = 2.0 * self.true_positives
+        denominator = tp2 + self.errors
+        return ops.where(denominator > 0, tp2 / ops.maximum(denominator, 1.0), 1.0)
+
+    def reset_state(self):
+        self.true_positives.assign(0.0)
+        self.errors.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold}
+
+
+def training_metrics(threshold: float = 0.5) -> list[keras.metrics.Metric]:
+    """Dice and IoU (tumour class) for `model.compile`; logged as `dice`/`iou` and `val_dice`/`val_iou`."""
+    return [
+        DiceScore(threshold=threshold, name="dice"),
+        keras.metrics.BinaryIoU(target_class_ids=[1], threshold=threshold, name="iou"),
+    ]

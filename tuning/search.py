@@ -1,0 +1,144 @@
+"""Keras Tuner search over the U-Net hypermodel; writes the winner to best_hparams.json.
+
+    python tuning/search.py --dataset lgg_mri/synthetic --tuner random --max-trials 3 --max-epochs 2
+
+Re-running the same command resumes an interrupted search (finished trials are kept); pass
+--overwrite to start again. Trials log to TensorBoard under <directory>/<project-name>/tensorboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+OBJECTIVE_NAME = "val_dice"
+
+
+def make_tuner(name: str, hypermodel, max_trials: int, max_epochs: int, seed: int, directory: str,
+               project_name: str, overwrite: bool):
+    """The Keras Tuner of that name, maximising validation Dice."""
+    import keras_tuner
+
+    # A bare "val_dice" string would be minimised (Keras has a `dice` loss): say max explicitly.
+    common = dict(
+        objective=keras_tuner.Objective(OBJECTIVE_NAME, direction="max"), seed=seed, directory=directory,
+        project_name=project_name, overwrite=overwrite, max_consecutive_failed_trials=2,
+    )
+    if name == "hyperband":
+        return keras_tuner.Hyperband(hypermodel, max_epochs=max_epochs, factor=3, **common)
+    if name == "bayesian":
+        return keras_tuner.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+    if name == "random":
+        return keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
+    raise ValueError(f"unknown tuner {name!r}")
+
+
+def best_trials_table(tuner, limit: int = 5) -> str:
+    """The best finished trials, one row each: id, validation Dice, hyperparameters."""
+    trials = tuner.oracle.get_best_trials(limit)
+    if not trials:
+        return "no finished trials"
+    names = list(trials[0].hyperparameters.values)
+    rows = [["trial", OBJECTIVE_NAME, *names]]
+    for trial in trials:
+        values = [trial.hyperparameters.values.get(n) for n in names]
+        score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        rows.append([trial.trial_id, score, *[f"{v:.2g}" if isinstance(v, float) else str(v) for v in values]])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def best_hparams(tuner, data, tuner_name: str) -> dict:
+    """The winner, its score and trial id, and the data settings `train.py --best` needs."""
+    trial = tuner.oracle.get_best_trials(1)[0]
+    values = dict(trial.hyperparameters.values)
+    # Hyperband adds bookkeeping entries (tuner/epochs, tuner/round ...): not model settings.
+    values = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+    return {
+        "hyperparameters": values,
+        "score": trial.score,
+        "objective": OBJECTIVE_NAME,
+        "trial_id": trial.trial_id,
+        "tuner": tuner_name,
+        "data": data.to_json(),
+    }
+
+
+def parse_args(argv):
+    from tuning.settings import add_data_arguments
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(parser)
+    parser.add_argument("--batch-size", type=int, help="fix the batch size instead of searching it (8, 16, 32)")
+    parser.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
+                        help="search algorithm (default hyperband)")
+    parser.add_argument("--max-trials", type=int, default=10, help="trials for random/bayesian (default 10)")
+    parser.add_argument("--max-epochs", type=int, default=8, help="epochs per trial at most (default 8)")
+    parser.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default 3)")
+    parser.add_argument("--no-augment", action="store_true", help="train trials without augmentation")
+    parser.add_argument("--directory", default="runs/tuning", help="search folder (default runs/tuning)")
+    parser.add_argument("--project-name", default="unet", help="search name inside it (default unet)")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    args = parser.parse_args(argv)
+    if args.max_trials < 1 or args.max_epochs < 1 or args.patience < 1:
+        parser.error("--max-trials, --max-epochs and --patience must be at least 1")
+    return parser, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, args = parse_args(argv)
+    import keras
+    import keras_tuner
+
+    from brainmri_tfds import DatasetNotBuiltError
+    from tuning.hypermodel import UNetHyperModel
+    from tuning.settings import DataSettings, write_json
+
+    try:
+        data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir)
+        hypermodel = UNetHyperModel(data.image_size, data.n_channels, augment=not args.no_augment, seed=args.seed)
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        train, validation = data.slices("train", seed=args.seed), data.slices("validation")
+    except (DatasetNotBuiltError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    keras.utils.set_random_seed(args.seed)
+    hyperparameters = keras_tuner.HyperParameters()
+    if args.batch_size:
+        hyperparameters.Fixed("batch_size", args.batch_size)
+    tuner = make_tuner(args.tuner, hypermodel, args.max_trials, args.max_epochs, args.seed, args.directory,
+                       args.project_name, args.overwrite)
+    if args.batch_size:
+        tuner.oracle.hyperparameters.merge(hyperparameters)
+    project = os.path.join(args.directory, args.project_name)
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor=OBJECTIVE_NAME, mode="max", patience=args.patience),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(project, "tensorboard")),
+    ]
+    start = time.perf_counter()
+    print(f"search: {args.tuner} in {project} (rerun the same command to resume)", flush=True)
+    try:
+        tuner.search(train, validation_data=validation, epochs=args.max_epochs, callbacks=callbacks, verbose=2)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished trials are kept in {project}; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    print(f"\nsearch finished in {time.perf_counter() - start:.0f} s; best trials:\n{best_trials_table(tuner)}")
+    if not any(t.score is not None for t in tuner.oracle.trials.values()):
+        print("error: no trial finished; see the messages above", file=sys.stderr)
+        return 1
+    out = os.path.join(project, "best_hparams.json")
+    write_json(out, best_hparams(tuner, data, args.tuner))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""What the scripts share: the data settings (flags <-> JSON) and atomic JSON files."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import brainmri_tfds
+from brainmri_tfds.pipeline import CHANNEL_MODES, DEFAULT_IMAGE_SIZE, parse_dataset_name
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    """Which dataset a model sees and how: travels in best_hparams.json and config.json."""
+
+    dataset: str = "lgg_mri"
+    image_size: int = DEFAULT_IMAGE_SIZE
+    channels: str = "all"
+    data_dir: str | None = None
+
+    def __post_init__(self):
+        parse_dataset_name(self.dataset)
+        if self.channels not in CHANNEL_MODES:
+            raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {self.channels!r}")
+
+    @property
+    def config(self) -> str:
+        return parse_dataset_name(self.dataset)
+
+    @property
+    def n_channels(self) -> int:
+        return CHANNEL_MODES[self.channels]
+
+    def slices(self, split: str, shuffle: bool | None = None, seed: int = 0):
+        """The split's prepared, cached slices, unbatched (see `brainmri_tfds.make_dataset`)."""
+        return brainmri_tfds.make_dataset(
+            split, data_dir=self.data_dir, config=self.config, image_size=self.image_size,
+            channels=self.channels, batch_size=None, shuffle=shuffle, seed=seed,
+        )
+
+    def to_json(self) -> dict:
+        return {"dataset": self.dataset, "image_size": self.image_size, "channels": self.channels}
+
+    @classmethod
+    def from_json(cls, values: dict, data_dir: str | None = None) -> "DataSettings":
+        return cls(values["dataset"], int(values["image_size"]), values["channels"], data_dir)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """--dataset, --data-dir, --image-size, --channels (defaults None when `defaults` is False,
+    so a script can tell a flag the user gave from one it should read from a JSON file)."""
+    base = DataSettings()
+    parser.add_argument(
+        "--dataset", default=base.dataset if defaults else None,
+        help="lgg_mri (the Kaggle data, built with --manual_dir) or lgg_mri/synthetic"
+        + (f" (default {base.dataset})" if defaults else ""),
+    )
+    parser.add_argument("--data-dir", help="TFDS data_dir (default: TFDS's, ~/tensorflow_datasets)")
+    parser.add_argument(
+        "--image-size", type=int, default=base.image_size if defaults else None,
+        help="model input size in pixels" + (f" (default {base.image_size})" if defaults else ""),
+    )
+    parser.add_argument(
+        "--channels", choices=sorted(CHANNEL_MODES), default=base.channels if defaults else None,
+        help="all = pre-contrast, FLAIR, post-contrast; flair; gray = the seed tutorial's grayscale"
+        + (f" (default {base.channels})" if defaults else ""),
+    )
+
+
+def write_json(path: str | os.PathLike, values: dict) -> None:
+    """Writes JSON atomically: a reader sees the old file or the new one, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        json.dump(values, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(handle.name, path)
+
+
+def read_json(path: str | os.PathLike, what: str) -> dict:
+    """Reads a JSON file, with a one-line error naming it when it is missing or broken."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what} {path} is not valid JSON ({err})") from err
