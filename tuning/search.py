@@ -19,14 +19,16 @@ OBJECTIVE_NAME = "val_dice"
 
 
 def make_tuner(name: str, hypermodel, max_trials: int, max_epochs: int, seed: int, directory: str,
-               project_name: str, overwrite: bool):
-    """The Keras Tuner of that name, maximising validation Dice."""
+               project_name: str, overwrite: bool, hyperparameters=None):
+    """The Keras Tuner of that name, maximising validation Dice; `hyperparameters` holds values
+    fixed in advance (the rest are searched)."""
     import keras_tuner
 
     # A bare "val_dice" string would be minimised (Keras has a `dice` loss): say max explicitly.
     common = dict(
         objective=keras_tuner.Objective(OBJECTIVE_NAME, direction="max"), seed=seed, directory=directory,
         project_name=project_name, overwrite=overwrite, max_consecutive_failed_trials=2,
+        hyperparameters=hyperparameters,
     )
     if name == "hyperband":
         return keras_tuner.Hyperband(hypermodel, max_epochs=max_epochs, factor=3, **common)
@@ -114,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size:
         hyperparameters.Fixed("batch_size", args.batch_size)
     tuner = make_tuner(args.tuner, hypermodel, args.max_trials, args.max_epochs, args.seed, args.directory,
-                       args.project_name, args.overwrite)
-    if args.batch_size:
-        tuner.oracle.hyperparameters.merge(hyperparameters)
+                       args.project_name, args.overwrite, hyperparameters)
     project = os.path.join(args.directory, args.project_name)
     callbacks = [
         keras.callbacks.EarlyStopping(monitor=OBJECTIVE_NAME, mode="max", patience=args.patience),

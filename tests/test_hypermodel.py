@@ -1,0 +1,90 @@
+"""The U-Net builder and hypermodel: defaults, every depth and up-sampling, invalid structures."""
+
+import json
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from tuning.hypermodel import UNetConfig, UNetHyperModel, build_unet
+from tuning.losses import BceDice, DiceScore
+
+
+def test_default_hyperparameter_values():
+    hp = keras_tuner.HyperParameters()
+    UNetHyperModel(image_size=64, channels=3).build(hp)
+    assert hp.values == {
+        "depth": 4,
+        "base_filters": 16,
+        "batch_norm": True,
+        "dropout": 0.1,
+        "upsampling": "transpose",
+        "learning_rate": 1e-3,
+        "loss": "bce_dice",
+        "batch_size": 16,
+    }
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4, 5])
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
+def test_every_depth_and_upsampling_outputs_one_channel(depth, upsampling):
+    model = build_unet(image_size=32, channels=1, depth=depth, base_filters=4, upsampling=upsampling)
+    output = model(np.zeros((2, 32, 32, 1), np.float32))
+    assert output.shape == (2, 32, 32, 1)
+    names = [layer.name for layer in model.layers]
+    assert f"enc{depth - 1}_conv1" in names and "dec0_conv2" in names
+
+
+def test_fixed_values_override_defaults():
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("depth", 2)
+    hp.Fixed("base_filters", 8)
+    model = UNetHyperModel(image_size=32, channels=1).build(hp)
+    assert model.name == "unet_d2_f8"
+
+
+@pytest.mark.parametrize("image_size, channels, match", [(100, 3, "divisible"), (16, 3, "divisible"), (64, 0, "channels")])
+def test_invalid_structure_is_a_clear_error(image_size, channels, match):
+    with pytest.raises(ValueError, match=match):
+        UNetHyperModel(image_size=image_size, channels=channels)
+
+
+def test_config_rejects_unknown_hyperparameters():
+    with pytest.raises(ValueError, match="unknown hyperparameters"):
+        UNetConfig.from_values({"depth": 3, "widht": 16})
+
+
+def _dice(truth, predicted):
+    metric = DiceScore()
+    metric.update_state(np.array(truth, np.float32), np.array(predicted, np.float32))
+    return float(metric.result())
+
+
+def test_dice_score_hand_computed():
+    truth = [[1, 1, 0, 0]]
+    assert _dice(truth, [[0.9, 0.2, 0.7, 0.1]]) == pytest.approx(2 * 1 / (2 + 2))  # TP 1, |T| 2, |P| 2
+    assert _dice(truth, [[0.9, 0.8, 0.0, 0.0]]) == pytest.approx(1.0)
+    assert _dice(truth, [[0.0, 0.0, 0.0, 0.0]]) == pytest.approx(0.0)  # one empty
+    assert _dice([[0, 0, 0, 0]], [[0.0, 0.4, 0.0, 0.0]]) == pytest.approx(1.0)  # both empty: rule = 1
+    assert _dice([[0, 0, 0, 0]], [[0.0, 0.6, 0.0, 0.0]]) == pytest.approx(0.0)
+
+
+def test_bce_dice_is_the_sum_of_its_parts():
+    truth = np.array([[[[1.0], [0.0]], [[1.0], [0.0]]]], np.float32)
+    predicted = np.array([[[[0.8], [0.3]], [[0.6], [0.1]]]], np.float32)
+    expected = float(keras.losses.BinaryCrossentropy()(truth, predicted)) + float(keras.losses.Dice()(truth, predicted))
+    assert float(BceDice()(truth, predicted)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_model_saves_and_loads_in_safe_mode(tmp_path):
+    model = build_unet(image_size=32, channels=3, depth=2, base_filters=4)
+    from tuning.hypermodel import compile_unet
+
+    compile_unet(model, 1e-3, "bce_dice")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = np.random.default_rng(0).random((1, 32, 32, 3), np.float32)
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    json.dumps(loaded.get_config())
