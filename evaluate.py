@@ -1,0 +1,256 @@
+"""Score a trained U-Net as radiology papers do, draw overlays, or predict masks for new scans.
+
+    python evaluate.py --model runs/train/X/model.keras            # the test split it was trained for
+    python evaluate.py --model M --input DIR_OR_ZIP                # new cases in Kaggle's layout
+
+Image size, channels and dataset come from config.json beside the model. Predictions are made at
+the model's input size, resized up to the native 256x256 and thresholded (--threshold, default
+0.5); every score is computed at 256x256. Writes to --out (default: beside the model,
+eval-<split> or eval-input): report.json, dice_per_patient.png, overlays/ (best, median and worst
+patients and a few random slices). With --input and no masks: predictions/<slice>_pred_mask.png
+(0/255, 256x256) and <slice>_overlay.png.
+
+Empty masks: Dice of a slice or patient with no tumour in truth and none predicted is 1.0, and 0.0
+if only one is empty; slice_dice_mean leaves out slices empty in both; hd95 uses slices with
+tumour in both (patients without any such slice are left out of hd95_mean). volume_dice_* is the
+Dice of each patient over all their slices (Buda et al. 2019). pixel_accuracy is reported, never
+the headline: 99% of pixels are background.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+NATIVE = 256
+BATCH = 32
+
+
+class EvaluationError(RuntimeError):
+    """An expected user error: one line, no traceback."""
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a model.keras written by train.py")
+    parser.add_argument("--input", help="Kaggle-layout folder or zip of new patients (instead of a TFDS split)")
+    parser.add_argument("--split", default="test", help="TFDS split to score (default test)")
+    parser.add_argument("--dataset", help="override config.json's dataset (lgg_mri or lgg_mri/synthetic)")
+    parser.add_argument("--data-dir", help="TFDS data_dir (default: TFDS's)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
+    parser.add_argument("--out", help="output folder (default: beside the model)")
+    parser.add_argument("--overlays", type=int, default=4, help="random slices to draw besides the chosen patients")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the random overlay slices")
+    args = parser.parse_args(argv)
+    if not 0.0 < args.threshold < 1.0:
+        parser.error("--threshold must be between 0 and 1")
+    return args
+
+
+def load_model_and_settings(model_path: str, dataset: str | None, data_dir: str | None):
+    """The model (safe mode) and the DataSettings it was trained with (config.json beside it)."""
+    import keras
+
+    from tuning.settings import DataSettings, read_json
+
+    path = Path(model_path)
+    if not path.is_file():
+        raise EvaluationError(f"{path}: no such model file")
+    try:
+        config = read_json(path.parent / "config.json", "config.json (written by train.py beside the model)")
+        data_json = {**config["data"], **({"dataset": dataset} if dataset else {})}
+        data = DataSettings.from_json(data_json, data_dir)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        raise EvaluationError(str(err)) from err
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many types for a corrupt or foreign file
+        raise EvaluationError(f"{path}: not a loadable brainmri model ({type(err).__name__}: {err})") from err
+    expected = (None, data.image_size, data.image_size, data.n_channels)
+    if tuple(model.input_shape) != expected:
+        raise EvaluationError(
+            f"{path}: model takes inputs {tuple(model.input_shape)} but config.json says "
+            f"{data.image_size}px with {data.n_channels} channel(s) ({data.channels})"
+        )
+    return model, data
+
+
+def tfds_slices(data, split: str):
+    """(patient, slice index, image uint8 256x256x3, mask uint8 256x256x1) from a built split."""
+    from brainmri_tfds import load_split
+
+    for example in load_split(split, data.data_dir, data.config).as_numpy_iterator():
+        yield example["patient_id"].decode(), int(example["slice_index"]), example["image"], example["mask"]
+
+
+def input_slices(path: str):
+    """The same from a Kaggle-layout folder or zip that never went through TFDS; mask None if absent."""
+    from brainmri_tfds import layout
+
+    source = layout.open_source(path)
+    for item, image, mask in layout.read_slices(source, layout.list_slices(source, masks_required=False)):
+        yield item.patient_id, item.slice_index, image, mask
+
+
+def predict(model, images, data, threshold: float):
+    """Boolean masks [N, 256, 256] for uint8 images [N, 256, 256, 3]."""
+    import tensorflow as tf
+
+    from brainmri_tfds import prepare_image
+
+    probabilities = model.predict_on_batch(prepare_image(images, data.image_size, data.channels))
+    probabilities = tf.image.resize(probabilities, (NATIVE, NATIVE), method="bilinear").numpy()
+    return probabilities[..., 0] > threshold
+
+
+def run_predictions(model, slices, data, threshold: float):
+    """Per patient: slice indices, FLAIR images, true masks (or None) and predicted masks, in slice order."""
+    import numpy as np
+
+    records = defaultdict(lambda: {"index": [], "flair": [], "truth": [], "predicted": []})
+    pending: list = []
+
+    def flush():
+        predicted = predict(model, np.stack([s[2] for s in pending]), data, threshold)
+        for (patient, index, image, mask), p in zip(pending, predicted):
+            record = records[patient]
+            record["index"].append(index)
+            record["flair"].append(image[..., 1])
+            record["truth"].append(None if mask is None else mask[..., 0].astype(bool))
+            record["predicted"].append(p)
+        pending.clear()
+
+    for item in slices:
+        pending.append(item)
+        if len(pending) == BATCH:
+            flush()
+            print(f"\rpredicted {sum(len(r['index']) for r in records.values())} slices", end="", flush=True)
+    if pending:
+        flush()
+    total = sum(len(r["index"]) for r in records.values())
+    print(f"\rpredicted {total} slices of {len(records)} patients")
+    if not total:
+        raise EvaluationError("no slices to evaluate")
+    return records
+
+
+def _clean(value):
+    """JSON has no NaN: write null instead."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
+
+
+def draw_overlays(records, report, out: Path, n_random: int, seed: int) -> list[Path]:
+    """Best, median and worst patients (their largest tumour slice) and a few random slices."""
+    import numpy as np
+
+    from tuning.figures import overlay
+
+    folder = out / "overlays"
+    folder.mkdir(parents=True, exist_ok=True)
+    ranked = sorted(report["per_patient"], key=lambda p: report["per_patient"][p]["dice"])
+    chosen = {"worst": ranked[0], "median": ranked[len(ranked) // 2], "best": ranked[-1]}
+    picks = []
+    for tag, patient in chosen.items():
+        areas = [t.sum() + p.sum() for t, p in zip(records[patient]["truth"], records[patient]["predicted"])]
+        picks.append((tag, patient, int(np.argmax(areas))))
+    rng = np.random.default_rng(seed)
+    every = [(p, i) for p in sorted(records) for i in range(len(records[p]["index"]))]
+    for k in rng.choice(len(every), size=min(n_random, len(every)), replace=False):
+        picks.append(("random", *every[k]))
+    written = []
+    for tag, patient, i in picks:
+        record = records[patient]
+        name = f"{patient}_{record['index'][i]}"
+        path = folder / f"{tag}_{name}.png"
+        title = f"{tag}: {name} (patient Dice {report['per_patient'][patient]['dice']:.3f})"
+        overlay(record["flair"][i], record["truth"][i], record["predicted"][i], title, path)
+        written.append(path)
+    return written
+
+
+def write_predictions(records, out: Path) -> int:
+    """<slice>_pred_mask.png (0/255) and <slice>_overlay.png for scans without masks."""
+    import cv2
+    import numpy as np
+
+    from tuning.figures import overlay
+
+    folder = out / "predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    for patient, record in records.items():
+        for index, flair, predicted in zip(record["index"], record["flair"], record["predicted"]):
+            name = f"{patient}_{index}"
+            cv2.imwrite(str(folder / f"{name}_pred_mask.png"), predicted.astype(np.uint8) * 255)
+            overlay(flair, None, predicted, name, folder / f"{name}_overlay.png")
+    return sum(len(r["index"]) for r in records.values())
+
+
+def print_table(report: dict) -> None:
+    rows = [
+        ("patients / slices", f"{report['n_patients']} / {report['n_slices']}"),
+        ("Dice per patient: mean", f"{report['volume_dice_mean']:.4f}"),
+        ("                  median", f"{report['volume_dice_median']:.4f}"),
+        ("                  std", f"{report['volume_dice_std']:.4f}"),
+        ("Dice per slice (tumour in either)", f"{report['slice_dice_mean']:.4f}"),
+        ("IoU / precision / recall", f"{report['iou']:.4f} / {report['precision']:.4f} / {report['recall']:.4f}"),
+        ("HD95 mean (pixels)", f"{report['hd95_mean']:.2f} over {report['n_patients_hd95']} patients"),
+        ("tumour-slice detection sens / spec",
+         f"{report['tumor_detection']['sensitivity']:.4f} / {report['tumor_detection']['specificity']:.4f}"),
+        ("pixel accuracy (not the headline)", f"{report['pixel_accuracy']:.4f}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"  {name.ljust(width)}  {value}" for name, value in rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import numpy as np
+
+    from brainmri_tfds import DatasetNotBuiltError, LayoutError
+    from tuning.figures import dice_distribution
+    from tuning.scoring import summarize
+    from tuning.settings import write_json
+
+    try:
+        model, data = load_model_and_settings(args.model, args.dataset, args.data_dir)
+        slices = input_slices(args.input) if args.input else tfds_slices(data, args.split)
+        records = run_predictions(model, slices, data, args.threshold)
+    except (EvaluationError, DatasetNotBuiltError, LayoutError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out or Path(args.model).parent / f"eval-{'input' if args.input else args.split}")
+    out.mkdir(parents=True, exist_ok=True)
+    if any(t is None for r in records.values() for t in r["truth"]):
+        count = write_predictions(records, out)
+        print(f"no masks in {args.input}: wrote {count} predicted masks and overlays to {out / 'predictions'}")
+        return 0
+    report = summarize(
+        {p: np.stack(r["truth"]) for p, r in records.items()},
+        {p: np.stack(r["predicted"]) for p, r in records.items()},
+    )
+    report = {
+        **report,
+        "threshold": args.threshold,
+        "source": args.input or f"{data.dataset}:{args.split}",
+        "model": str(args.model),
+    }
+    write_json(out / "report.json", _clean(report))
+    dice_distribution({p: s["dice"] for p, s in report["per_patient"].items()}, out / "dice_per_patient.png")
+    drawn = draw_overlays(records, report, out, args.overlays, args.seed)
+    print_table(report)
+    print(f"wrote {out / 'report.json'}, {out / 'dice_per_patient.png'} and {len(drawn)} overlays in {out / 'overlays'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Train a U-Net on lgg_mri's train split, validating on its validation split.
+
+    python train.py --best                     # the configuration tuning/search.py found
+    python train.py --dataset lgg_mri/synthetic --epochs 5
+
+Writes to --out (default runs/train/<dataset config>-<best|default>): model.keras (best
+validation Dice, never half-written), config.json (all it takes to reproduce the run and to
+evaluate it), history.csv, training_curves.png, tensorboard/. Killed and re-run with the same
+--out, it resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tuning.settings import DataSettings, add_data_arguments, read_json, write_json  # noqa: E402
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--best", action="store_true",
+                        help="train the configuration in <tuning-dir>/best_hparams.json")
+    source.add_argument("--hparams", help="train the configuration in this best_hparams.json")
+    parser.add_argument("--tuning-dir", default="runs/tuning/unet",
+                        help="search folder holding best_hparams.json (default runs/tuning/unet)")
+    add_data_arguments(parser, defaults=False)
+    parser.add_argument("--epochs", type=int, default=30, help="epochs at most (default 30)")
+    parser.add_argument("--batch-size", type=int, help="override the configuration's batch size")
+    parser.add_argument("--patience", type=int, default=6, help="early-stopping patience (default 6)")
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", help="run folder (default runs/train/<config>-<best|default>)")
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.patience < 1:
+        parser.error("--epochs and --patience must be at least 1")
+    return parser, args
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for name in ("tensorflow", "keras", "keras-tuner", "tensorflow-datasets", "numpy", "opencv-python-headless"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def resolve(args, parser) -> tuple[dict, DataSettings, str]:
+    """(hyperparameter values, data settings, source label) from --best/--hparams or the defaults."""
+    from tuning.hypermodel import UNetConfig
+
+    hparams_file = args.hparams or (os.path.join(args.tuning_dir, "best_hparams.json") if args.best else None)
+    if hparams_file:
+        try:
+            best = read_json(hparams_file, "best_hparams.json")
+            values, data_json = best["hyperparameters"], best["data"]
+        except (FileNotFoundError, ValueError, KeyError) as err:
+            parser.error(f"{err}; run tuning/search.py first or pass --hparams FILE")
+    else:
+        values, data_json = {}, DataSettings().to_json()
+    overrides = {"dataset": args.dataset, "image_size": args.image_size, "channels": args.channels}
+    data_json = {**data_json, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        config = UNetConfig.from_values(values)
+        if args.batch_size:
+            config = UNetConfig.from_values({**config.__dict__, "batch_size": args.batch_size})
+        data = DataSettings.from_json(data_json, args.data_dir)
+    except (ValueError, KeyError) as err:
+        parser.error(str(err))
+    return config, data, "best" if hparams_file else "default"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, args = parse_args(argv)
+    config, data, label = resolve(args, parser)
+    out = Path(args.out or f"runs/train/{data.config}-{label}")
+
+    import keras
+
+    from brainmri_tfds import DatasetNotBuiltError, pipeline
+    from tuning.figures import training_curves
+    from tuning.hypermodel import build_unet, check_structure, compile_unet
+    from tuning.training import read_history, training_callbacks
+
+    try:
+        check_structure(data.image_size, data.n_channels, (config.depth,))
+        train = pipeline.batch(data.slices("train", seed=args.seed), config.batch_size,
+                               augment=not args.no_augment, seed=args.seed)
+        validation = pipeline.batch(data.slices("validation"), config.batch_size)
+    except DatasetNotBuiltError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        parser.error(str(err))
+
+    out.mkdir(parents=True, exist_ok=True)
+    run_config = {
+        "hyperparameters": config.__dict__,
+        "data": data.to_json(),
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "patience": args.patience,
+        "augment": not args.no_augment,
+        "source": label,
+        "versions": package_versions(),
+        "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    write_json(out / "config.json", run_config)
+    keras.utils.set_random_seed(args.seed)
+    model = compile_unet(build_unet(data.image_size, data.n_channels, **config.architecture()),
+                         config.learning_rate, config.loss)
+    print(f"training {model.name} ({model.count_params():,} parameters) on {data.dataset} "
+          f"{data.image_size}px/{data.channels} -> {out}", flush=True)
+    try:
+        model.fit(train, validation_data=validation, epochs=args.epochs,
+                  callbacks=training_callbacks(out, args.patience), verbose=2)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: rerun the same command to resume from the last finished epoch ({out})",
+              file=sys.stderr)
+        return 130
+    best = read_json(out / "model.best.json", "best-model record")
+    write_json(out / "config.json", {**run_config, "best_epoch": best["epoch"], "best_val_dice": best["score"]})
+    training_curves(read_history(out), out / "training_curves.png")
+    print(f"best validation Dice {best['score']:.4f} at epoch {best['epoch']}; saved {out / 'model.keras'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
