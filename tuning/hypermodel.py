@@ -68,7 +68,9 @@ def _conv_block(x, filters: int, batch_norm: bool, prefix: str):
     for n in (1, 2):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, name=f"{prefix}_conv{n}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{prefix}_bn{n}")(x)
+            # momentum 0.9: the moving statistics settle within tens of steps (the default 0.99
+            # leaves them far off after the few hundred steps a CPU run takes, ruining inference).
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{prefix}_bn{n}")(x)
         x = keras.layers.ReLU(name=f"{prefix}_relu{n}")(x)
     return x
 

@@ -1,0 +1,119 @@
+"""train.py and evaluate.py end to end on synthetic data: files, resume, report, predictions."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+import evaluate
+import train
+from brainmri_tfds import synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT_FIELDS = {
+    "volume_dice_mean", "volume_dice_median", "volume_dice_std", "slice_dice_mean", "iou", "precision",
+    "recall", "specificity", "hd95_mean", "pixel_accuracy", "tumor_detection", "n_patients", "n_slices",
+    "per_patient",
+}
+
+
+def _train_args(data_dir, out, epochs=1):
+    return ["--dataset", "lgg_mri/synthetic", "--data-dir", data_dir, "--image-size", "32", "--channels", "flair",
+            "--epochs", str(epochs), "--batch-size", "32", "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert train.main(_train_args(synthetic_data_dir, out)) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_one_epoch_writes_model_config_history_and_curves(trained):
+    config = json.loads((trained / "config.json").read_text())
+    assert config["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair"}
+    assert config["hyperparameters"]["depth"] == 4 and config["seed"] == 0
+    assert {"tensorflow", "keras"} <= set(config["versions"])
+    assert (trained / "model.keras").stat().st_size > 0
+    assert "val_dice" in (trained / "history.csv").read_text().splitlines()[0]
+    assert cv2.imread(str(trained / "training_curves.png")) is not None
+    assert not list(trained.glob(".*partial*"))
+
+
+@pytest.mark.slow
+def test_evaluate_needs_only_the_model(trained, synthetic_data_dir, tmp_path):
+    code = evaluate.main(["--model", str(trained / "model.keras"), "--data-dir", synthetic_data_dir,
+                          "--out", str(tmp_path)])
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert REPORT_FIELDS <= set(report)
+    assert report["n_patients"] == 2 and 0.0 <= report["volume_dice_mean"] <= 1.0
+    assert set(report["tumor_detection"]) == {"sensitivity", "specificity"}
+    assert cv2.imread(str(tmp_path / "dice_per_patient.png")) is not None
+    overlays = list((tmp_path / "overlays").glob("*.png"))
+    assert len(overlays) >= 3 and all(cv2.imread(str(p)) is not None for p in overlays)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_masks", [True, False])
+def test_evaluate_input_folder(trained, tmp_path, with_masks):
+    scans = tmp_path / "scans"
+    patients = synthetic.write_patients(scans, 1, seed=9, slices=(4, 4))
+    if not with_masks:
+        for mask in scans.rglob("*_mask.tif"):
+            mask.unlink()
+    out = tmp_path / "out"
+    assert evaluate.main(["--model", str(trained / "model.keras"), "--input", str(scans), "--out", str(out)]) == 0
+    if with_masks:
+        assert json.loads((out / "report.json").read_text())["n_slices"] == 4
+    else:
+        masks = sorted((out / "predictions").glob("*_pred_mask.png"))
+        assert len(masks) == 4 and masks[0].name.startswith(patients[0])
+        image = cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED)
+        assert image.shape == (256, 256) and set(image.ravel()) <= {0, 255}
+        assert len(list((out / "predictions").glob("*_overlay.png"))) == 4
+
+
+def test_evaluate_missing_or_corrupt_model(tmp_path, capsys):
+    assert evaluate.main(["--model", str(tmp_path / "nope.keras")]) == 2
+    assert "no such model file" in capsys.readouterr().err
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"not a zip")
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"dataset": "lgg_mri", "image_size": 32, "channels": "all"}}))
+    assert evaluate.main(["--model", str(bad)]) == 2
+    assert "not a loadable brainmri model" in capsys.readouterr().err
+
+
+def test_evaluate_input_without_slices(trained, tmp_path, capsys):
+    assert evaluate.main(["--model", str(trained / "model.keras"), "--input", str(tmp_path)]) == 2
+    assert "No Kaggle LGG slices found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_the_last_finished_epoch(synthetic_data_dir, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, str(ROOT / "train.py"), *_train_args(synthetic_data_dir, out, epochs=4)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history, deadline = out / "history.csv", time.time() + 240
+    while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = len(history.read_text().splitlines()) - 1
+    assert 1 <= finished < 4, "the run should be killed mid-way"
+    assert (out / "model.keras").is_file()  # the best model so far survives the kill
+
+    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    first_epoch = int(resumed.stdout.split("Epoch ")[1].split("/")[0])
+    assert first_epoch >= finished + 1 > 1  # continued, did not start again at epoch 1
+    epochs = [line.split(",")[0] for line in history.read_text().splitlines()[1:]]
+    assert sorted(set(epochs), key=int) == ["0", "1", "2", "3"]
