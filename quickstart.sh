@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole job on the built-in synthetic data: build -> short search -> train --best -> evaluate.
+# Everything goes under runs/ (the dataset in runs/tfds). About 6-8 minutes on a 2-core CPU.
+set -euo pipefail
+cd "$(dirname "$0")"
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+DATA=runs/tfds
+SEARCH=(--dataset lgg_mri/synthetic --data-dir "$DATA" --image-size 64 --channels all)
+
+echo "== 1/4 build lgg_mri/synthetic into $DATA"
+tfds build brainmri_tfds/lgg_mri --config synthetic --data_dir "$DATA"
+
+echo "== 2/4 search (random, 6 trials x 5 epochs) -> runs/tuning/quickstart"
+python tuning/search.py "${SEARCH[@]}" --tuner random --max-trials 6 --max-epochs 5 --batch-size 16 \
+  --directory runs/tuning --project-name quickstart --overwrite
+
+echo "== 3/4 train the best configuration -> runs/train/quickstart"
+python train.py --best --tuning-dir runs/tuning/quickstart --data-dir "$DATA" --epochs 30 --out runs/train/quickstart
+
+echo "== 4/4 evaluate on the test patients"
+python evaluate.py --model runs/train/quickstart/model.keras --data-dir "$DATA"
+echo
+echo "Report: runs/train/quickstart/eval-test/report.json"
+echo "Figures: runs/train/quickstart/training_curves.png, runs/train/quickstart/eval-test/dice_per_patient.png,"
+echo "         runs/train/quickstart/eval-test/overlays/"
