@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from brainmri_tfds import layout, synthetic
+from brainmri_tfds import layout
 from brainmri_tfds.splits import SPLIT_NAMES, split_of
 
 _HOMEPAGE = "https://www.kaggle.com/datasets/mateuszbuda/lgg-mri-segmentation"
@@ -76,6 +76,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _generate_synthetic(self, split: str) -> Iterator[tuple[str, dict]]:
         """Writes this split's phantoms to a temporary folder and reads them like real data."""
+        from brainmri_tfds import synthetic  # imported here so `python -m brainmri_tfds.synthetic` runs cleanly
+
         config = self.builder_config
         with tempfile.TemporaryDirectory(prefix="lgg_synthetic_") as folder:
             synthetic.write_patients(folder, config.synthetic_patients, config.synthetic_seed, splits=(split,))
