@@ -12,6 +12,7 @@ evaluate it), history.csv, training_curves.png, tensorboard/. Killed and re-run 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -73,7 +74,7 @@ def resolve(args, parser) -> tuple[dict, DataSettings, str]:
     try:
         config = UNetConfig.from_values(values)
         if args.batch_size:
-            config = UNetConfig.from_values({**config.__dict__, "batch_size": args.batch_size})
+            config = dataclasses.replace(config, batch_size=args.batch_size)
         data = DataSettings.from_json(data_json, args.data_dir)
     except (ValueError, KeyError) as err:
         parser.error(str(err))
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     run_config = {
-        "hyperparameters": config.__dict__,
+        "hyperparameters": dataclasses.asdict(config),
         "data": data.to_json(),
         "seed": args.seed,
         "epochs": args.epochs,
