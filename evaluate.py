@@ -71,12 +71,18 @@ def load_model_and_settings(model_path: str, dataset: str | None, data_dir: str 
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a corrupt or foreign file
-        raise EvaluationError(f"{path}: not a loadable brainmri model ({type(err).__name__}: {err})") from err
+        reason = " ".join(str(err).split())  # Keras' messages span lines; the error is one line
+        raise EvaluationError(f"{path}: not a loadable brainmri model ({type(err).__name__}: {reason})") from err
     expected = (None, data.image_size, data.image_size, data.n_channels)
     if tuple(model.input_shape) != expected:
         raise EvaluationError(
             f"{path}: model takes inputs {tuple(model.input_shape)} but config.json says "
             f"{data.image_size}px with {data.n_channels} channel(s) ({data.channels})"
+        )
+    mask_shape = (None, data.image_size, data.image_size, 1)
+    if not isinstance(model.output_shape, tuple) or tuple(model.output_shape) != mask_shape:
+        raise EvaluationError(
+            f"{path}: not a brainmri U-Net (it outputs {model.output_shape}, a U-Net outputs {mask_shape})"
         )
     return model, data
 

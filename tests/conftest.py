@@ -17,3 +17,31 @@ def synthetic_data_dir(tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     tfds.builder("lgg_mri/synthetic", data_dir=data_dir).download_and_prepare()
     return data_dir
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A Kaggle-layout folder with 2 phantom patients of 3 slices; returns (root, first patient folder)."""
+    from brainmri_tfds import synthetic
+
+    root = tmp_path / "download"
+    patients = synthetic.write_patients(root, 2, seed=3, slices=(3, 3))
+    return root, root / "kaggle_3m" / patients[0]
+
+
+def _zip_folder(folder, zip_path, prefixes=("",)):
+    """Zips every file under `folder` once per prefix (Kaggle's archive holds its tree twice)."""
+    import zipfile
+
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                for prefix in prefixes:
+                    archive.write(path, prefix + str(path.relative_to(folder)))
+    return zip_path
+
+
+@pytest.fixture
+def zip_folder():
+    """`zip_folder(folder, zip_path, prefixes=("",))` -> zip_path."""
+    return _zip_folder

@@ -77,8 +77,10 @@ def test_bce_dice_is_the_sum_of_its_parts():
     assert float(BceDice()(truth, predicted)) == pytest.approx(expected, rel=1e-5)
 
 
-def test_model_saves_and_loads_in_safe_mode(tmp_path):
-    model = build_unet(image_size=32, channels=3, depth=2, base_filters=4)
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
+def test_model_saves_and_loads_in_safe_mode(tmp_path, upsampling):
+    model = build_unet(image_size=32, channels=3, depth=2, base_filters=4, upsampling=upsampling)
+    assert not [layer for layer in model.layers if isinstance(layer, keras.layers.Lambda)]
     from tuning.hypermodel import compile_unet
 
     compile_unet(model, 1e-3, "bce_dice")

@@ -81,6 +81,14 @@ def test_evaluate_input_folder(trained, tmp_path, with_masks):
         assert len(list((out / "predictions").glob("*_overlay.png"))) == 4
 
 
+def _model_beside_config(folder, model, channels="flair"):
+    folder.mkdir(exist_ok=True)
+    path = folder / "model.keras"
+    model.save(path)
+    (folder / "config.json").write_text(json.dumps({"data": {"dataset": "lgg_mri", "image_size": 32, "channels": channels}}))
+    return path
+
+
 def test_evaluate_missing_or_corrupt_model(tmp_path, capsys):
     assert evaluate.main(["--model", str(tmp_path / "nope.keras")]) == 2
     assert "no such model file" in capsys.readouterr().err
@@ -89,6 +97,43 @@ def test_evaluate_missing_or_corrupt_model(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps({"data": {"dataset": "lgg_mri", "image_size": 32, "channels": "all"}}))
     assert evaluate.main(["--model", str(bad)]) == 2
     assert "not a loadable brainmri model" in capsys.readouterr().err
+
+
+def test_evaluate_foreign_model(tmp_path, capsys):
+    import keras
+
+    classifier = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    path = _model_beside_config(tmp_path / "foreign", classifier)
+    assert evaluate.main(["--model", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert str(path) in error and "not a brainmri U-Net" in error and error.count("\n") == 1
+
+
+def test_evaluate_refuses_code_inside_a_model(tmp_path, capsys):
+    import keras
+
+    inputs = keras.Input((32, 32, 1))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 0 + 1)(inputs))  # code, not weights
+    path = _model_beside_config(tmp_path / "lambda", model)
+    assert evaluate.main(["--model", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "not a loadable brainmri model" in error and "safe_mode" in error and error.count("\n") == 1
+
+
+def test_evaluate_model_with_other_channels(trained, tmp_path, capsys):
+    import keras
+
+    model = keras.saving.load_model(trained / "model.keras", compile=False, safe_mode=True)
+    path = _model_beside_config(tmp_path / "mismatch", model, channels="all")  # config says 3 channels
+    assert evaluate.main(["--model", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "(None, 32, 32, 1)" in error and "3 channel(s)" in error
+
+
+def test_train_without_dataset_gives_the_build_command(tmp_path, capsys):
+    assert train.main(["--dataset", "lgg_mri/synthetic", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "tfds build lgg_mri --imports brainmri_tfds --config synthetic" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_evaluate_input_without_slices(trained, tmp_path, capsys):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -15,12 +17,49 @@ from brainmri_tfds.splits import SPLIT_NAMES, split_of
 _HOMEPAGE = "https://www.kaggle.com/datasets/mateuszbuda/lgg-mri-segmentation"
 
 
+def _layout_error_in(error: BaseException | None) -> layout.LayoutError | None:
+    """The LayoutError `error` is, or was raised from (TFDS and Beam may wrap it)."""
+    while error is not None and not isinstance(error, layout.LayoutError):
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _brief_layout_errors(previous_hook):
+    """An excepthook that prints a bad-input error as one line and leaves every other error alone."""
+
+    def hook(kind, error, traceback):
+        bad_input = _layout_error_in(error)
+        if bad_input is None:
+            previous_hook(kind, error, traceback)
+        else:
+            print(f"lgg_mri: error: {bad_input}", file=sys.stderr)
+
+    return hook
+
+
+# Under the `tfds` command line, bad input in manual_dir is an expected user error: one line naming
+# the file, exit status 1, no traceback. Python callers get the LayoutError as usual.
+if Path(sys.argv[0]).name == "tfds":
+    sys.excepthook = _brief_layout_errors(sys.excepthook)
+
+
 @dataclasses.dataclass
 class LggMriConfig(tfds.core.BuilderConfig):
     """`synthetic_patients` > 0 builds phantoms instead of reading `manual_dir`."""
 
     synthetic_patients: int = 0
     synthetic_seed: int = 0
+
+
+def _manual_dir(dl_manager: tfds.download.DownloadManager):
+    """manual_dir, or a one-line LayoutError where TFDS finds it missing or empty."""
+    try:
+        return dl_manager.manual_dir
+    except AssertionError as err:  # TFDS's check; its message goes on to print the whole instructions
+        first_sentence = str(err).split(". ")[0]
+        raise layout.LayoutError(
+            f"{first_sentence}. Put Kaggle's zip (as downloaded) or its extracted kaggle_3m/ folder there."
+        ) from None
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -69,7 +108,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         if self.builder_config.synthetic_patients:
             return {split: self._generate_synthetic(split) for split in SPLIT_NAMES}
-        source = layout.open_source(dl_manager.manual_dir)
+        source = layout.open_source(_manual_dir(dl_manager))
         slices = layout.list_slices(source)
         by_split = {split: [s for s in slices if split_of(s.patient_id) == split] for split in SPLIT_NAMES}
         return {split: self._generate_examples(source, items) for split, items in by_split.items() if items}
