@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from brainmri_tfds import layout
+from brainmri_tfds import examples, layout
 from brainmri_tfds.splits import SPLIT_NAMES, split_of
 
 _HOMEPAGE = "https://www.kaggle.com/datasets/mateuszbuda/lgg-mri-segmentation"
@@ -105,16 +105,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             homepage=_HOMEPAGE,
         )
 
+    def download_and_prepare(self, *, download_config: tfds.download.DownloadConfig | None = None, **kwargs) -> None:
+        """As TFDS's; with Beam options or a runner (`tfds build --beam_pipeline_options=...`) the
+        kaggle_3m slices are read and encoded by Beam workers instead of this process."""
+        self._through_beam = bool(download_config and (download_config.beam_options or download_config.beam_runner))
+        super().download_and_prepare(download_config=download_config, **kwargs)
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         if self.builder_config.synthetic_patients:
             return {split: self._generate_synthetic(split) for split in SPLIT_NAMES}
-        source = layout.open_source(_manual_dir(dl_manager))
-        slices = layout.list_slices(source)
+        manual_dir = _manual_dir(dl_manager)
+        source = layout.open_source(manual_dir)
+        slices = layout.list_slices(source)  # listing stays here: bad layouts fail before any work is sent out
         by_split = {split: [s for s in slices if split_of(s.patient_id) == split] for split in SPLIT_NAMES}
+        if getattr(self, "_through_beam", False):
+            return {split: examples.beam_examples(source.location, items) for split, items in by_split.items() if items}
         return {split: self._generate_examples(source, items) for split, items in by_split.items() if items}
 
     def _generate_synthetic(self, split: str) -> Iterator[tuple[str, dict]]:
-        """Writes this split's phantoms to a temporary folder and reads them like real data."""
+        """Writes this split's phantoms to a temporary folder and reads them like real data.
+        (Always in this process: phantoms are small, and a temporary folder is not shared with Beam workers.)"""
         from brainmri_tfds import synthetic  # imported here so `python -m brainmri_tfds.synthetic` runs cleanly
 
         config = self.builder_config
@@ -125,12 +135,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, source: layout.Source, slices: list[layout.SliceFiles]):
         for item, image, mask in layout.read_slices(source, slices):
-            tumor_pixels = int(mask.sum())
-            yield item.key, {
-                "image": image,
-                "mask": mask,
-                "patient_id": item.patient_id,
-                "slice_index": item.slice_index,
-                "has_tumor": tumor_pixels > 0,
-                "tumor_pixels": tumor_pixels,
-            }
+            yield examples.example(item, image, mask)
