@@ -20,6 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tuning.distribution import STRATEGIES  # noqa: E402
 from tuning.settings import DataSettings, add_data_arguments, read_json, write_json  # noqa: E402
 
 
@@ -37,6 +38,9 @@ def parse_args(argv):
     parser.add_argument("--patience", type=int, default=6, help="early-stopping patience (default 6)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="default",
+                        help="tf.distribute strategy: default (one device) or mirrored (every local GPU, "
+                             "else the logical CPUs); the batch size is per replica")
     parser.add_argument("--out", help="run folder (default runs/train/<config>-<best|default>)")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.patience < 1:
@@ -89,15 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from brainmri_tfds import DatasetNotBuiltError, pipeline
+    from tuning.distribution import make_strategy
     from tuning.figures import training_curves
     from tuning.hypermodel import build_unet, check_structure, compile_unet
     from tuning.training import read_history, training_callbacks
 
     try:
         check_structure(data.image_size, data.n_channels, (config.depth,))
-        train = pipeline.batch(data.slices("train", seed=args.seed), config.batch_size,
+        strategy = make_strategy(args.strategy)
+        global_batch = config.batch_size * strategy.num_replicas_in_sync
+        train = pipeline.batch(data.slices("train", seed=args.seed), global_batch,
                                augment=not args.no_augment, seed=args.seed)
-        validation = pipeline.batch(data.slices("validation"), config.batch_size)
+        validation = pipeline.batch(data.slices("validation"), global_batch)
     except DatasetNotBuiltError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -112,16 +119,21 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "patience": args.patience,
         "augment": not args.no_augment,
+        "strategy": args.strategy,
+        "replicas": strategy.num_replicas_in_sync,
+        "global_batch_size": global_batch,
         "source": label,
         "versions": package_versions(),
         "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     write_json(out / "config.json", run_config)
     keras.utils.set_random_seed(args.seed)
-    model = compile_unet(build_unet(data.image_size, data.n_channels, **config.architecture()),
-                         config.learning_rate, config.loss)
+    with strategy.scope():
+        model = compile_unet(build_unet(data.image_size, data.n_channels, **config.architecture()),
+                             config.learning_rate, config.loss)
     print(f"training {model.name} ({model.count_params():,} parameters) on {data.dataset} "
-          f"{data.image_size}px/{data.channels} -> {out}", flush=True)
+          f"{data.image_size}px/{data.channels}, {strategy.num_replicas_in_sync} replica(s) x batch "
+          f"{config.batch_size} -> {out}", flush=True)
     try:
         model.fit(train, validation_data=validation, epochs=args.epochs,
                   callbacks=training_callbacks(out, args.patience), verbose=2)
