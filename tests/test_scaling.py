@@ -73,3 +73,33 @@ def test_mirrored_training_scales_the_global_batch(synthetic_data_dir, tmp_path)
     config = json.loads((out / "config.json").read_text())
     assert config["replicas"] == 2 and config["global_batch_size"] == 16 and config["strategy"] == "mirrored"
     assert (out / "model.keras").is_file() and "best_val_dice" in config
+
+
+@pytest.mark.slow
+def test_distributed_search_runs_each_trial_once(synthetic_data_dir, tmp_path):
+    command = [
+        sys.executable, str(ROOT / "tuning" / "search.py"), "--dataset", "lgg_mri/synthetic",
+        "--data-dir", synthetic_data_dir, "--image-size", "32", "--channels", "flair", "--tuner", "random",
+        "--max-trials", "4", "--max-epochs", "1", "--batch-size", "32", "--directory", str(tmp_path),
+        "--project-name", "p",
+    ]
+    oracle = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port())}
+    processes = {
+        tuner_id: subprocess.Popen(command, cwd=ROOT, env={**ENV, **oracle, "KERASTUNER_TUNER_ID": tuner_id},
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for tuner_id in ("chief", "tuner0", "tuner1")
+    }
+    logs = {tuner_id: process.communicate(timeout=600)[0] for tuner_id, process in processes.items()}
+    for tuner_id, process in processes.items():
+        assert process.returncode == 0, f"{tuner_id}:\n{logs[tuner_id][-3000:]}"
+
+    project = tmp_path / "p"
+    trials = [json.loads(p.read_text()) for p in sorted(project.glob("trial_*/trial.json"))]
+    assert len(trials) == 4 and all(t["status"] == "COMPLETED" for t in trials)
+    trained = {tuner_id: sum(" - val_dice: " in line for line in logs[tuner_id].splitlines())
+               for tuner_id in ("tuner0", "tuner1")}
+    assert sum(trained.values()) == 4, trained  # every trial trained once, by one worker
+    assert " - val_dice: " not in logs["chief"]  # the chief only hands out trials
+    assert [tuner_id for tuner_id, log in logs.items() if "wrote " in log and "best_hparams.json" in log] == ["chief"]
+    best = json.loads((project / "best_hparams.json").read_text())
+    assert best["score"] == max(t["score"] for t in trials)

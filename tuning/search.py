@@ -4,6 +4,11 @@
 
 Re-running the same command resumes an interrupted search (finished trials are kept); pass
 --overwrite to start again. Trials log to TensorBoard under <directory>/<project-name>/tensorboard.
+
+Distributed (Keras Tuner's chief/worker mode): run the same command once with
+KERASTUNER_TUNER_ID=chief and once per worker with KERASTUNER_TUNER_ID=tuner0, tuner1, ..., all with
+KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT naming the chief, and --directory on storage every
+machine shares. The chief hands out trials and writes best_hparams.json; workers train them.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ def make_tuner(name: str, hypermodel, max_trials: int, max_epochs: int, seed: in
     if name == "random":
         return keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
     raise ValueError(f"unknown tuner {name!r}")
+
+
+def _is_distributed_worker() -> bool:
+    """True in a worker of Keras Tuner's distributed mode (the chief runs the oracle)."""
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
 
 
 def best_trials_table(tuner, limit: int = 5) -> str:
@@ -130,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted: finished trials are kept in {project}; rerun the same command to resume",
               file=sys.stderr)
         return 130
+    if _is_distributed_worker():
+        print(f"worker {os.environ['KERASTUNER_TUNER_ID']}: no trials left after {time.perf_counter() - start:.0f} s; "
+              "the chief writes best_hparams.json")
+        return 0
     print(f"\nsearch finished in {time.perf_counter() - start:.0f} s; best trials:\n{best_trials_table(tuner)}")
     if not any(t.score is not None for t in tuner.oracle.trials.values()):
         print("error: no trial finished; see the messages above", file=sys.stderr)
