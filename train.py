@@ -21,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tuning.distribution import STRATEGIES  # noqa: E402
+from tuning.precision import PRECISIONS  # noqa: E402
 from tuning.settings import DataSettings, add_data_arguments, read_json, write_json  # noqa: E402
 
 
@@ -41,6 +42,8 @@ def parse_args(argv):
     parser.add_argument("--strategy", choices=STRATEGIES, default="default",
                         help="tf.distribute strategy: default (one device) or mirrored (every local GPU, "
                              "else the logical CPUs); the batch size is per replica")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="float32, mixed_bfloat16, or auto (default: bfloat16 where the hardware does it natively)")
     parser.add_argument("--out", help="run folder (default runs/train/<config>-<best|default>)")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.patience < 1:
@@ -96,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     from tuning.distribution import make_strategy
     from tuning.figures import training_curves
     from tuning.hypermodel import build_unet, check_structure, compile_unet
+    from tuning.precision import resolve_precision
     from tuning.training import read_history, training_callbacks
 
     try:
         check_structure(data.image_size, data.n_channels, (config.depth,))
         strategy = make_strategy(args.strategy)
+        precision = resolve_precision(args.precision)
         global_batch = config.batch_size * strategy.num_replicas_in_sync
         train = pipeline.batch(data.slices("train", seed=args.seed), global_batch,
                                augment=not args.no_augment, seed=args.seed)
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "strategy": args.strategy,
         "replicas": strategy.num_replicas_in_sync,
         "global_batch_size": global_batch,
+        "precision": precision,
         "source": label,
         "versions": package_versions(),
         "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -129,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / "config.json", run_config)
     keras.utils.set_random_seed(args.seed)
     with strategy.scope():
-        model = compile_unet(build_unet(data.image_size, data.n_channels, **config.architecture()),
+        model = compile_unet(build_unet(data.image_size, data.n_channels, **config.architecture(), precision=precision),
                              config.learning_rate, config.loss)
     print(f"training {model.name} ({model.count_params():,} parameters) on {data.dataset} "
-          f"{data.image_size}px/{data.channels}, {strategy.num_replicas_in_sync} replica(s) x batch "
+          f"{data.image_size}px/{data.channels} in {precision}, {strategy.num_replicas_in_sync} replica(s) x batch "
           f"{config.batch_size} -> {out}", flush=True)
     try:
         model.fit(train, validation_data=validation, epochs=args.epochs,

@@ -90,3 +90,23 @@ def test_model_saves_and_loads_in_safe_mode(tmp_path, upsampling):
     x = np.random.default_rng(0).random((1, 32, 32, 3), np.float32)
     np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
     json.dumps(loaded.get_config())
+
+
+def test_bfloat16_unet_outputs_float32_probabilities(tmp_path):
+    model = build_unet(image_size=32, channels=1, depth=2, base_filters=4, precision="mixed_bfloat16")
+    assert model.get_layer("enc0_conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("enc0_conv1").variable_dtype == "float32"  # weights stay float32
+    x = np.random.default_rng(0).random((2, 32, 32, 1), np.float32)
+    out = model(x)
+    assert str(out.dtype) == "float32" and 0.0 <= float(np.min(out)) and float(np.max(out)) <= 1.0
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
+    assert loaded.get_layer("enc0_conv1").compute_dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("flags, expected", [("fpu sse avx512f avx512_bf16", True), ("fpu amx_bf16 amx_tile", True),
+                                             ("fpu sse avx2 avx512f", False), ("", False)])
+def test_bfloat16_only_where_the_cpu_has_it(flags, expected):
+    from tuning.precision import cpu_has_bfloat16
+
+    assert cpu_has_bfloat16(f"processor\t: 0\nflags\t\t: {flags}\n") is expected

@@ -64,14 +64,15 @@ def check_structure(image_size: int, channels: int, depths=DEPTHS) -> None:
             )
 
 
-def _conv_block(x, filters: int, batch_norm: bool, prefix: str):
+def _conv_block(x, filters: int, batch_norm: bool, prefix: str, dtype: str):
     for n in (1, 2):
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, name=f"{prefix}_conv{n}")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, name=f"{prefix}_conv{n}",
+                                dtype=dtype)(x)
         if batch_norm:
             # momentum 0.9: the moving statistics settle within tens of steps (the default 0.99
             # leaves them far off after the few hundred steps a CPU run takes, ruining inference).
-            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{prefix}_bn{n}")(x)
-        x = keras.layers.ReLU(name=f"{prefix}_relu{n}")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{prefix}_bn{n}", dtype=dtype)(x)
+        x = keras.layers.ReLU(name=f"{prefix}_relu{n}", dtype=dtype)(x)
     return x
 
 
@@ -83,11 +84,14 @@ def build_unet(
     batch_norm: bool = True,
     dropout: float = 0.1,
     upsampling: str = "transpose",
+    precision: str = "float32",
 ) -> keras.Model:
     """U-Net with `depth` down-sampling levels, filters doubling per level, one sigmoid output.
 
     Input `[batch, image_size, image_size, channels]` float in [0, 1]; output
-    `[batch, image_size, image_size, 1]`, the probability of tumour per pixel.
+    `[batch, image_size, image_size, 1]` float32, the probability of tumour per pixel.
+    `precision` is a Keras dtype policy for every layer but the output: `float32` or
+    `mixed_bfloat16` (see tuning/precision.py).
     """
     check_structure(image_size, channels, (depth,))
     if upsampling not in UPSAMPLING:
@@ -97,21 +101,21 @@ def build_unet(
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x, skips = inputs, []
     for level in range(depth):
-        x = _conv_block(x, base_filters * 2**level, batch_norm, f"enc{level}")
+        x = _conv_block(x, base_filters * 2**level, batch_norm, f"enc{level}", precision)
         skips.append(x)
-        x = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
-    x = _conv_block(x, base_filters * 2**depth, batch_norm, "bottleneck")
+        x = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool", dtype=precision)(x)
+    x = _conv_block(x, base_filters * 2**depth, batch_norm, "bottleneck", precision)
     if dropout:
-        x = keras.layers.Dropout(dropout, name="bottleneck_dropout")(x)
+        x = keras.layers.Dropout(dropout, name="bottleneck_dropout", dtype=precision)(x)
     for level in reversed(range(depth)):
         filters = base_filters * 2**level
         if upsampling == "transpose":
-            x = keras.layers.Conv2DTranspose(filters, 2, strides=2, name=f"dec{level}_up")(x)
+            x = keras.layers.Conv2DTranspose(filters, 2, strides=2, name=f"dec{level}_up", dtype=precision)(x)
         else:
-            x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"dec{level}_resize")(x)
-            x = keras.layers.Conv2D(filters, 3, padding="same", name=f"dec{level}_up")(x)
-        x = keras.layers.Concatenate(name=f"dec{level}_concat")([x, skips[level]])
-        x = _conv_block(x, filters, batch_norm, f"dec{level}")
+            x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"dec{level}_resize", dtype=precision)(x)
+            x = keras.layers.Conv2D(filters, 3, padding="same", name=f"dec{level}_up", dtype=precision)(x)
+        x = keras.layers.Concatenate(name=f"dec{level}_concat", dtype=precision)([x, skips[level]])
+        x = _conv_block(x, filters, batch_norm, f"dec{level}", precision)
     outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="mask")(x)
     return keras.Model(inputs, outputs, name=f"unet_d{depth}_f{base_filters}")
 
@@ -129,9 +133,11 @@ def compile_unet(model: keras.Model, learning_rate: float, loss: str) -> keras.M
 class UNetHyperModel(keras_tuner.HyperModel):
     """Searches depth, width, batch norm, dropout, up-sampling, learning rate, loss and batch size."""
 
-    def __init__(self, image_size: int = 128, channels: int = 3, depths=DEPTHS, augment: bool = True, seed: int = 0, **kwargs):
+    def __init__(self, image_size: int = 128, channels: int = 3, depths=DEPTHS, augment: bool = True, seed: int = 0,
+                 precision: str = "float32", **kwargs):
         super().__init__(**kwargs)
         check_structure(image_size, channels, depths)
+        self.precision = precision
         self.image_size = image_size
         self.channels = channels
         self.depths = tuple(depths)
@@ -154,7 +160,7 @@ class UNetHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         config = self.declare(hp)
-        model = build_unet(self.image_size, self.channels, **config.architecture())
+        model = build_unet(self.image_size, self.channels, **config.architecture(), precision=self.precision)
         return compile_unet(model, config.learning_rate, config.loss)
 
     def fit(self, hp, model, x, *args, validation_data=None, **kwargs):

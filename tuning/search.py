@@ -81,6 +81,7 @@ def best_hparams(tuner, data, tuner_name: str) -> dict:
 
 
 def parse_args(argv):
+    from tuning.precision import PRECISIONS
     from tuning.settings import add_data_arguments
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,6 +97,8 @@ def parse_args(argv):
     parser.add_argument("--project-name", default="unet", help="search name inside it (default unet)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="float32, mixed_bfloat16, or auto (default: bfloat16 where the hardware does it natively)")
     args = parser.parse_args(argv)
     if args.max_trials < 1 or args.max_epochs < 1 or args.patience < 1:
         parser.error("--max-trials, --max-epochs and --patience must be at least 1")
@@ -109,11 +112,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from brainmri_tfds import DatasetNotBuiltError
     from tuning.hypermodel import UNetHyperModel
+    from tuning.precision import resolve_precision
     from tuning.settings import DataSettings, write_json
 
     try:
         data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir)
-        hypermodel = UNetHyperModel(data.image_size, data.n_channels, augment=not args.no_augment, seed=args.seed)
+        hypermodel = UNetHyperModel(data.image_size, data.n_channels, augment=not args.no_augment, seed=args.seed,
+                                    precision=resolve_precision(args.precision))
     except ValueError as err:
         parser.error(str(err))
     try:

@@ -1,0 +1,122 @@
+"""Benchmark: training and prediction images/s of the U-Net the hypermodel builds, and peak memory.
+
+    python benchmarks/speed.py --depth 4 --base-filters 16 --image-size 128 --channels 1 --batch-size 16
+    python benchmarks/speed.py --depth 4 --base-filters 32 --image-size 256 --channels 3 --batch-size 16
+
+The model is `build_unet` with the PyTorch reference's choices (batch norm, transposed-convolution
+up-sampling, no dropout), compiled by `compile_unet` as train.py compiles it (BCE+Dice, Adam,
+Dice/IoU metrics). Steady state: warm-up steps (tracing, XLA compilation) are not timed, and each figure is the
+batch size over the median step time.
+
+- train_images_per_s: `fit` on in-memory tensors (one batch, repeated: no input cost at all);
+- train_images_per_s_pipeline: `fit` on `brainmri_tfds.make_dataset` (the real pipeline: cached,
+  shuffled, augmented, prefetched) of the built synthetic config (built into --data-dir if absent);
+- predict_images_per_s: `predict_on_batch`, as evaluate.py predicts;
+- peak_rss_mb: the process's peak resident memory.
+
+Prints one JSON object. `benchmarks/reference_torch.py` measures the same architecture in PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--base-filters", type=int, default=16)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--channels", type=int, choices=(1, 3), default=1, help="1 (FLAIR) or 3 (all sequences)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per figure (default 10)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    parser.add_argument("--data-dir", default=os.path.expanduser("~/tensorflow_datasets"),
+                        help="TFDS data_dir holding (or to hold) lgg_mri/synthetic")
+    parser.add_argument("--precision", default="auto", help="float32, mixed_bfloat16 or auto (train.py's default)")
+    parser.add_argument("--skip-pipeline", action="store_true", help="leave out train_images_per_s_pipeline")
+    return parser.parse_args(argv)
+
+
+def _median_step_seconds(model, dataset, steps: int, warmup: int) -> float:
+    """Median seconds per `fit` step over `steps` batches, after `warmup` untimed ones."""
+    import keras
+
+    ends = []
+    timer = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
+    model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
+    model.fit(dataset, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[timer])
+    return statistics.median(b - a for a, b in zip(ends, ends[1:]))
+
+
+def _median_predict_seconds(model, images, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        model.predict_on_batch(images)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        model.predict_on_batch(images)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import numpy as np
+    import tensorflow as tf
+
+    from tuning.hypermodel import UNetConfig, build_unet, compile_unet
+    from tuning.precision import resolve_precision
+
+    config = UNetConfig(depth=args.depth, base_filters=args.base_filters, dropout=0.0, batch_norm=True,
+                        upsampling="transpose", batch_size=args.batch_size)
+    precision = resolve_precision(args.precision)
+    model = compile_unet(build_unet(args.image_size, args.channels, **config.architecture(), precision=precision),
+                         config.learning_rate, config.loss)
+    rng = np.random.default_rng(0)
+    shape = (args.batch_size, args.image_size, args.image_size)
+    images = rng.random(shape + (args.channels,), np.float32)
+    masks = (rng.random(shape + (1,)) > 0.9).astype(np.float32)
+    in_memory = tf.data.Dataset.from_tensors((tf.constant(images), tf.constant(masks))).repeat()
+
+    result = {
+        "depth": args.depth, "base_filters": args.base_filters, "image_size": args.image_size,
+        "channels": args.channels, "batch_size": args.batch_size, "steps": args.steps,
+        "precision": precision, "parameters": model.count_params(),
+        "train_images_per_s": round(args.batch_size / _median_step_seconds(model, in_memory, args.steps, args.warmup), 2),
+    }
+    if not args.skip_pipeline:
+        import tensorflow_datasets as tfds
+
+        import brainmri_tfds
+
+        tfds.builder("lgg_mri/synthetic", data_dir=args.data_dir).download_and_prepare()
+        pipeline = brainmri_tfds.make_dataset(
+            "train", data_dir=args.data_dir, config="synthetic", image_size=args.image_size,
+            channels="flair" if args.channels == 1 else "all", batch_size=args.batch_size, augment=True,
+        ).repeat()
+        seconds = _median_step_seconds(model, pipeline, args.steps, args.warmup)
+        result["train_images_per_s_pipeline"] = round(args.batch_size / seconds, 2)
+        result["pipeline_overhead_pct"] = round(
+            100 * (result["train_images_per_s"] / result["train_images_per_s_pipeline"] - 1), 1)
+
+    seconds = _median_predict_seconds(model, images, args.steps, args.warmup)
+    result["predict_images_per_s"] = round(args.batch_size / seconds, 2)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}"
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
