@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     shape = (args.batch_size, args.image_size, args.image_size)
     images = rng.random(shape + (args.channels,), np.float32)
     masks = (rng.random(shape + (1,)) > 0.9).astype(np.float32)
-    in_memory = tf.data.Dataset.from_tensors((tf.constant(images), tf.constant(masks))).repeat()
+    # Batches of unknown size, as the pipeline's: both fits then share one traced train step.
+    in_memory = tf.data.Dataset.from_tensor_slices((images, masks)).cache().repeat().batch(args.batch_size)
 
     result = {
         "depth": args.depth, "base_filters": args.base_filters, "image_size": args.image_size,

@@ -3,7 +3,7 @@
     make_dataset("train", image_size=128, channels="all", batch_size=16, augment=True)
 
 gives batches of `(image float32 [B, S, S, C] in [0, 1], mask float32 [B, S, S, 1] in {0, 1})`:
-decode -> resize (bilinear image, nearest mask) -> cache -> shuffle -> batch -> augment -> prefetch.
+decode -> resize (bilinear image, nearest mask) -> cache (uint8) -> shuffle -> batch -> augment -> prefetch.
 Augmentation runs on whole batches (each slice still gets its own random transform), which is
 several times faster on a CPU than slice by slice.
 """
@@ -98,6 +98,14 @@ def augmenter(seed: int):
     return augment
 
 
+def _to_uint8(image: tf.Tensor) -> tf.Tensor:
+    return tf.cast(tf.round(image * 255.0), tf.uint8)
+
+
+def _to_float(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    return tf.cast(image, tf.float32) / 255.0, tf.cast(mask, tf.float32)
+
+
 def make_dataset(
     split: str,
     *,
@@ -120,13 +128,18 @@ def make_dataset(
     if image_size < 8:
         raise ValueError(f"image_size must be at least 8, got {image_size}")
     shuffle = split == "train" if shuffle is None else shuffle
+    # The cache and the shuffle buffer hold uint8 (a quarter of float32's memory: 0.6 GB rather than 2.3 GB for Kaggle's
+    # 3,929 slices at 256x256x3); values become float32 after it. Rounding the resized image to
+    # uint8 moves no pixel by more than 0.5/255, and nothing at the native 256x256.
     dataset = load_split(split, data_dir, config).map(
-        lambda ex: (prepare_image(ex["image"], image_size, channels), prepare_mask(ex["mask"], image_size)),
+        lambda ex: (_to_uint8(prepare_image(ex["image"], image_size, channels)),
+                    tf.cast(prepare_mask(ex["mask"], image_size), tf.uint8)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     ).cache()
-    if shuffle:
+    if shuffle:  # before the float conversion, so the buffer too holds uint8
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if batch_size is None:
         if augment:
             raise ValueError("augment needs a batch_size: augmentation runs on batches")
