@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tuning.distribution import STRATEGIES  # noqa: E402
-from tuning.precision import PRECISIONS  # noqa: E402
+from tuning.precision import add_precision_argument  # noqa: E402
 from tuning.settings import DataSettings, add_data_arguments, read_json, write_json  # noqa: E402
 
 
@@ -42,8 +42,7 @@ def parse_args(argv):
     parser.add_argument("--strategy", choices=STRATEGIES, default="default",
                         help="tf.distribute strategy: default (one device) or mirrored (every local GPU, "
                              "else the logical CPUs); the batch size is per replica")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="float32, mixed_bfloat16, or auto (default: bfloat16 where the hardware does it natively)")
+    add_precision_argument(parser)
     parser.add_argument("--out", help="run folder (default runs/train/<config>-<best|default>)")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.patience < 1:

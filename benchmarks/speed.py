@@ -33,6 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_args(argv):
+    from tuning.precision import add_precision_argument
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--base-filters", type=int, default=16)
@@ -43,7 +45,7 @@ def parse_args(argv):
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--data-dir", default=os.path.expanduser("~/tensorflow_datasets"),
                         help="TFDS data_dir holding (or to hold) lgg_mri/synthetic")
-    parser.add_argument("--precision", default="auto", help="float32, mixed_bfloat16 or auto (train.py's default)")
+    add_precision_argument(parser)
     parser.add_argument("--skip-pipeline", action="store_true", help="leave out train_images_per_s_pipeline")
     return parser.parse_args(argv)
 

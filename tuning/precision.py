@@ -8,6 +8,7 @@ is unchanged (benchmarks/RESULTS.md). `auto` picks it only where the hardware ha
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -35,3 +36,9 @@ def resolve_precision(name: str) -> str:
     import tensorflow as tf
 
     return "mixed_bfloat16" if tf.config.list_physical_devices("GPU") or cpu_has_bfloat16() else "float32"
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """`--precision`, as search.py, train.py and the speed benchmark take it (default auto)."""
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="float32, mixed_bfloat16, or auto (default: bfloat16 where the hardware does it natively)")

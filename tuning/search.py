@@ -81,7 +81,7 @@ def best_hparams(tuner, data, tuner_name: str) -> dict:
 
 
 def parse_args(argv):
-    from tuning.precision import PRECISIONS
+    from tuning.precision import add_precision_argument
     from tuning.settings import add_data_arguments
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -97,8 +97,7 @@ def parse_args(argv):
     parser.add_argument("--project-name", default="unet", help="search name inside it (default unet)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="float32, mixed_bfloat16, or auto (default: bfloat16 where the hardware does it natively)")
+    add_precision_argument(parser)
     args = parser.parse_args(argv)
     if args.max_trials < 1 or args.max_epochs < 1 or args.patience < 1:
         parser.error("--max-trials, --max-epochs and --patience must be at least 1")
