@@ -45,3 +45,18 @@ def _zip_folder(folder, zip_path, prefixes=("",)):
 def zip_folder():
     """`zip_folder(folder, zip_path, prefixes=("",))` -> zip_path."""
     return _zip_folder
+
+
+@pytest.fixture
+def search_args(synthetic_data_dir, tmp_path):
+    """`search_args(max_trials, max_epochs)` -> arguments of a tiny random search on the synthetic
+    data, in tmp_path/p (32 px, FLAIR, batch 32)."""
+
+    def arguments(max_trials: int, max_epochs: int) -> list[str]:
+        return [
+            "--dataset", "lgg_mri/synthetic", "--data-dir", synthetic_data_dir, "--image-size", "32",
+            "--channels", "flair", "--tuner", "random", "--max-trials", str(max_trials),
+            "--max-epochs", str(max_epochs), "--batch-size", "32", "--directory", str(tmp_path), "--project-name", "p",
+        ]
+
+    return arguments

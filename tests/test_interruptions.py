@@ -67,13 +67,8 @@ def test_killed_tfds_build_leaves_nothing_visible_and_reruns(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_search_resumes_keeping_finished_trials(synthetic_data_dir, tmp_path):
-    command = [
-        sys.executable, str(ROOT / "tuning" / "search.py"), "--dataset", "lgg_mri/synthetic",
-        "--data-dir", synthetic_data_dir, "--image-size", "32", "--channels", "flair", "--tuner", "random",
-        "--max-trials", "3", "--max-epochs", "2", "--batch-size", "32", "--directory", str(tmp_path),
-        "--project-name", "p",
-    ]
+def test_killed_search_resumes_keeping_finished_trials(search_args, tmp_path):
+    command = [sys.executable, str(ROOT / "tuning" / "search.py"), *search_args(3, 2)]
     project = tmp_path / "p"
     process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -81,13 +81,8 @@ def test_mirrored_training_scales_the_global_batch(synthetic_data_dir, tmp_path)
 
 
 @pytest.mark.slow
-def test_distributed_search_runs_each_trial_once(synthetic_data_dir, tmp_path):
-    command = [
-        sys.executable, str(ROOT / "tuning" / "search.py"), "--dataset", "lgg_mri/synthetic",
-        "--data-dir", synthetic_data_dir, "--image-size", "32", "--channels", "flair", "--tuner", "random",
-        "--max-trials", "4", "--max-epochs", "1", "--batch-size", "32", "--directory", str(tmp_path),
-        "--project-name", "p",
-    ]
+def test_distributed_search_runs_each_trial_once(search_args, tmp_path):
+    command = [sys.executable, str(ROOT / "tuning" / "search.py"), *search_args(4, 1)]
     oracle = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port())}
     processes = {
         tuner_id: subprocess.Popen(command, cwd=ROOT, env={**ENV, **oracle, "KERASTUNER_TUNER_ID": tuner_id},

@@ -7,18 +7,9 @@ import pytest
 from tuning import search
 
 
-def _run(synthetic_data_dir, directory, max_trials):
-    argv = [
-        "--dataset", "lgg_mri/synthetic", "--data-dir", synthetic_data_dir, "--image-size", "32",
-        "--channels", "flair", "--tuner", "random", "--max-trials", str(max_trials), "--max-epochs", "1",
-        "--directory", str(directory), "--project-name", "p", "--batch-size", "32",
-    ]
-    return search.main(argv)
-
-
 @pytest.mark.slow
-def test_search_writes_best_hparams_and_resumes(synthetic_data_dir, tmp_path):
-    assert _run(synthetic_data_dir, tmp_path, 1) == 0
+def test_search_writes_best_hparams_and_resumes(search_args, tmp_path):
+    assert search.main(search_args(1, 1)) == 0
     best = json.loads((tmp_path / "p" / "best_hparams.json").read_text())
     assert best["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair"}
     assert best["objective"] == "val_dice" and 0.0 <= best["score"] <= 1.0
@@ -27,7 +18,7 @@ def test_search_writes_best_hparams_and_resumes(synthetic_data_dir, tmp_path):
     first_trial = tmp_path / "p" / "trial_0" / "trial.json"
     stamp = first_trial.stat().st_mtime_ns
 
-    assert _run(synthetic_data_dir, tmp_path, 2) == 0  # same search, one more trial allowed
+    assert search.main(search_args(2, 1)) == 0  # same search, one more trial allowed
     trials = sorted(p.name for p in (tmp_path / "p").glob("trial_*"))
     assert trials == ["trial_0", "trial_1"]
     assert first_trial.stat().st_mtime_ns == stamp  # the finished trial was not redone
