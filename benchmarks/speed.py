@@ -46,6 +46,8 @@ def parse_args(argv):
     parser.add_argument("--data-dir", default=os.path.expanduser("~/tensorflow_datasets"),
                         help="TFDS data_dir holding (or to hold) lgg_mri/synthetic")
     add_precision_argument(parser)
+    parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
+                        help="XLA compilation of the train and predict steps (default auto, as train.py)")
     parser.add_argument("--skip-pipeline", action="store_true", help="leave out train_images_per_s_pipeline")
     return parser.parse_args(argv)
 
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     precision = resolve_precision(args.precision)
     model = compile_unet(build_unet(args.image_size, args.channels, **config.architecture(), precision=precision),
                          config.learning_rate, config.loss)
+    if args.jit_compile != "auto":
+        model.jit_compile = args.jit_compile == "on"
     rng = np.random.default_rng(0)
     shape = (args.batch_size, args.image_size, args.image_size)
     images = rng.random(shape + (args.channels,), np.float32)
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "depth": args.depth, "base_filters": args.base_filters, "image_size": args.image_size,
         "channels": args.channels, "batch_size": args.batch_size, "steps": args.steps,
-        "precision": precision, "parameters": model.count_params(),
+        "precision": precision, "jit_compile": args.jit_compile, "parameters": model.count_params(),
         "train_images_per_s": round(args.batch_size / _median_step_seconds(model, in_memory, args.steps, args.warmup), 2),
     }
     if not args.skip_pipeline:
