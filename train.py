@@ -106,9 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         strategy = make_strategy(args.strategy)
         precision = resolve_precision(args.precision)
         global_batch = config.batch_size * strategy.num_replicas_in_sync
+        whole_batches = strategy.num_replicas_in_sync > 1  # no replica may get an empty share
         train = pipeline.batch(data.slices("train", seed=args.seed), global_batch,
-                               augment=not args.no_augment, seed=args.seed)
-        validation = pipeline.batch(data.slices("validation"), global_batch)
+                               augment=not args.no_augment, seed=args.seed, drop_remainder=whole_batches)
+        validation = pipeline.batch(data.slices("validation"), global_batch, drop_remainder=whole_batches)
     except DatasetNotBuiltError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

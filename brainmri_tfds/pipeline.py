@@ -147,9 +147,12 @@ def make_dataset(
     return batch(dataset, batch_size, augment=augment, seed=seed)
 
 
-def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed: int = 0) -> tf.data.Dataset:
-    """Unbatched (image, mask) pairs -> batches, augmented if asked, prefetched."""
-    dataset = dataset.batch(batch_size)
+def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed: int = 0,
+          drop_remainder: bool = False) -> tf.data.Dataset:
+    """Unbatched (image, mask) pairs -> batches, augmented if asked, prefetched. `drop_remainder`
+    leaves out a last partial batch (tf.distribute hands the slices of a partial batch to the
+    first replicas, so a later one can get none, which batch norm cannot take)."""
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if augment:
         dataset = dataset.map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

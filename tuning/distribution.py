@@ -4,6 +4,8 @@
     mirrored  MirroredStrategy over every visible GPU, or over the logical CPUs when there is no GPU
 
 The batch size a configuration names is per replica; the global batch is that times the replicas.
+With more than one replica, train.py leaves out each epoch's last partial batch (training and
+validation): tf.distribute would give a later replica an empty share, which batch norm fails on.
 Multi-worker training (MultiWorkerMirroredStrategy) is not offered: Keras 3's `fit` fails under it
 (keras-team/keras#20585, tensorflow/tensorflow#72388); see the README's "Scaling out".
 """
