@@ -4,8 +4,9 @@
     python evaluate.py --model M --input DIR_OR_ZIP                # new cases in Kaggle's layout
 
 Image size, channels and dataset come from config.json beside the model. Predictions are made at
-the model's input size, resized up to the native 256x256 and thresholded (--threshold, default
-0.5); every score is computed at 256x256. Writes to --out (default: beside the model,
+the model's input size and resized up to the native 256x256, where every score is computed. How
+probabilities become masks (threshold, 3D clean-up, flip averaging; see tuning/inference.py) comes
+from inference.json beside the model, which train.py chose on validation patients; flags override it. Writes to --out (default: beside the model,
 eval-<split> or eval-input): report.json, dice_per_patient.png, overlays/ (best, median and worst
 patients and a few random slices). With --input and no masks: predictions/<slice>_pred_mask.png
 (0/255, 256x256) and <slice>_overlay.png.
@@ -28,10 +29,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-NATIVE = 256
-BATCH = 32
-
-
 class EvaluationError(RuntimeError):
     """An expected user error: one line, no traceback."""
 
@@ -40,21 +37,40 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a model.keras written by train.py")
     parser.add_argument("--input", help="Kaggle-layout folder or zip of new patients (instead of a TFDS split)")
-    parser.add_argument("--split", default="test", help="TFDS split to score (default test)")
+    parser.add_argument("--split", help="TFDS split to score, e.g. test or fold0+fold1 (default: the test split "
+                                        "config.json names, else test)")
     parser.add_argument("--dataset", help="override config.json's dataset (lgg_mri or lgg_mri/synthetic)")
     parser.add_argument("--data-dir", help="TFDS data_dir (default: TFDS's)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
+    parser.add_argument("--threshold", type=float, help="probability threshold (default: inference.json's, else 0.5)")
+    parser.add_argument("--keep-fraction", type=float,
+                        help="remove 3D components smaller than this fraction of the largest: 0 keeps all, "
+                             "1 the largest only (default: inference.json's, else 0)")
+    parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
+                        help="average with the prediction of the mirrored slice (default: inference.json's, else off)")
     parser.add_argument("--out", help="output folder (default: beside the model)")
     parser.add_argument("--overlays", type=int, default=4, help="random slices to draw besides the chosen patients")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random overlay slices")
     args = parser.parse_args(argv)
-    if not 0.0 < args.threshold < 1.0:
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         parser.error("--threshold must be between 0 and 1")
+    if args.keep_fraction is not None and not 0.0 <= args.keep_fraction <= 1.0:
+        parser.error("--keep-fraction must be between 0 and 1")
     return args
 
 
+def inference_settings(args):
+    """inference.json beside the model (if train.py wrote one), with the flags given on top."""
+    from tuning.inference import InferenceSettings
+    from tuning.settings import read_json
+
+    chosen = Path(args.model).parent / "inference.json"
+    values = read_json(chosen, "inference.json")["settings"] if chosen.is_file() else {}
+    flags = {"threshold": args.threshold, "keep_fraction": args.keep_fraction, "flip_average": args.flip_average}
+    return InferenceSettings.from_json({**values, **{k: v for k, v in flags.items() if v is not None}})
+
+
 def load_model_and_settings(model_path: str, dataset: str | None, data_dir: str | None):
-    """The model (safe mode) and the DataSettings it was trained with (config.json beside it)."""
+    """The model (safe mode), the DataSettings it was trained with and its test split (config.json beside it)."""
     import keras
 
     from tuning.settings import DataSettings, read_json
@@ -66,6 +82,7 @@ def load_model_and_settings(model_path: str, dataset: str | None, data_dir: str 
         config = read_json(path.parent / "config.json", "config.json (written by train.py beside the model)")
         data_json = {**config["data"], **({"dataset": dataset} if dataset else {})}
         data = DataSettings.from_json(data_json, data_dir)
+        test_split = config.get("splits", {}).get("test", "test")
     except (FileNotFoundError, ValueError, KeyError) as err:
         raise EvaluationError(str(err)) from err
     try:
@@ -84,15 +101,7 @@ def load_model_and_settings(model_path: str, dataset: str | None, data_dir: str 
         raise EvaluationError(
             f"{path}: not a brainmri U-Net (it outputs {model.output_shape}, a U-Net outputs {mask_shape})"
         )
-    return model, data
-
-
-def tfds_slices(data, split: str):
-    """(patient, slice index, image uint8 256x256x3, mask uint8 256x256x1) from a built split."""
-    from brainmri_tfds import load_split
-
-    for example in load_split(split, data.data_dir, data.config).as_numpy_iterator():
-        yield example["patient_id"].decode(), int(example["slice_index"]), example["image"], example["mask"]
+    return model, data, test_split
 
 
 def input_slices(path: str):
@@ -104,48 +113,6 @@ def input_slices(path: str):
         yield item.patient_id, item.slice_index, image, mask
 
 
-def predict(model, images, data, threshold: float):
-    """Boolean masks [N, 256, 256] for uint8 images [N, 256, 256, 3]."""
-    import tensorflow as tf
-
-    from brainmri_tfds import prepare_image
-
-    probabilities = model.predict_on_batch(prepare_image(images, data.image_size, data.channels))
-    probabilities = tf.image.resize(probabilities, (NATIVE, NATIVE), method="bilinear").numpy()
-    return probabilities[..., 0] > threshold
-
-
-def run_predictions(model, slices, data, threshold: float):
-    """Per patient: slice indices, FLAIR images, true masks (or None) and predicted masks, in slice order."""
-    import numpy as np
-
-    records = defaultdict(lambda: {"index": [], "flair": [], "truth": [], "predicted": []})
-    pending: list = []
-
-    def flush():
-        predicted = predict(model, np.stack([s[2] for s in pending]), data, threshold)
-        for (patient, index, image, mask), p in zip(pending, predicted):
-            record = records[patient]
-            record["index"].append(index)
-            record["flair"].append(image[..., 1])
-            record["truth"].append(None if mask is None else mask[..., 0].astype(bool))
-            record["predicted"].append(p)
-        pending.clear()
-
-    for item in slices:
-        pending.append(item)
-        if len(pending) == BATCH:
-            flush()
-            print(f"\rpredicted {sum(len(r['index']) for r in records.values())} slices", end="", flush=True)
-    if pending:
-        flush()
-    total = sum(len(r["index"]) for r in records.values())
-    print(f"\rpredicted {total} slices of {len(records)} patients")
-    if not total:
-        raise EvaluationError("no slices to evaluate")
-    return records
-
-
 def _clean(value):
     """JSON has no NaN: write null instead."""
     if isinstance(value, float) and math.isnan(value):
@@ -155,7 +122,7 @@ def _clean(value):
     return value
 
 
-def draw_overlays(records, report, out: Path, n_random: int, seed: int) -> list[Path]:
+def draw_overlays(records, masks, report, out: Path, n_random: int, seed: int) -> list[Path]:
     """Best, median and worst patients (their largest tumour slice) and a few random slices."""
     import numpy as np
 
@@ -167,24 +134,24 @@ def draw_overlays(records, report, out: Path, n_random: int, seed: int) -> list[
     chosen = {"worst": ranked[0], "median": ranked[len(ranked) // 2], "best": ranked[-1]}
     picks = []
     for tag, patient in chosen.items():
-        areas = [t.sum() + p.sum() for t, p in zip(records[patient]["truth"], records[patient]["predicted"])]
+        areas = [t.sum() + p.sum() for t, p in zip(records[patient].truth, masks[patient])]
         picks.append((tag, patient, int(np.argmax(areas))))
     rng = np.random.default_rng(seed)
-    every = [(p, i) for p in sorted(records) for i in range(len(records[p]["index"]))]
+    every = [(p, i) for p in sorted(records) for i in range(len(records[p].index))]
     for k in rng.choice(len(every), size=min(n_random, len(every)), replace=False):
         picks.append(("random", *every[k]))
     written = []
     for tag, patient, i in picks:
         record = records[patient]
-        name = f"{patient}_{record['index'][i]}"
+        name = f"{patient}_{record.index[i]}"
         path = folder / f"{tag}_{name}.png"
         title = f"{tag}: {name} (patient Dice {report['per_patient'][patient]['dice']:.3f})"
-        overlay(record["flair"][i], record["truth"][i], record["predicted"][i], title, path)
+        overlay(record.flair[i], record.truth[i], masks[patient][i], title, path)
         written.append(path)
     return written
 
 
-def write_predictions(records, out: Path) -> int:
+def write_predictions(records, masks, out: Path) -> int:
     """<slice>_pred_mask.png (0/255) and <slice>_overlay.png for scans without masks."""
     import cv2
     import numpy as np
@@ -194,11 +161,11 @@ def write_predictions(records, out: Path) -> int:
     folder = out / "predictions"
     folder.mkdir(parents=True, exist_ok=True)
     for patient, record in records.items():
-        for index, flair, predicted in zip(record["index"], record["flair"], record["predicted"]):
+        for index, flair, predicted in zip(record.index, record.flair, masks[patient]):
             name = f"{patient}_{index}"
             cv2.imwrite(str(folder / f"{name}_pred_mask.png"), predicted.astype(np.uint8) * 255)
             overlay(flair, None, predicted, name, folder / f"{name}_overlay.png")
-    return sum(len(r["index"]) for r in records.values())
+    return sum(len(r.index) for r in records.values())
 
 
 def print_table(report: dict) -> None:
@@ -220,39 +187,42 @@ def print_table(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import numpy as np
-
     from brainmri_tfds import DatasetNotBuiltError, LayoutError
     from tuning.figures import dice_distribution
+    from tuning.inference import predict_patients, split_slices
     from tuning.scoring import summarize
     from tuning.settings import write_json
 
     try:
-        model, data = load_model_and_settings(args.model, args.dataset, args.data_dir)
-        slices = input_slices(args.input) if args.input else tfds_slices(data, args.split)
-        records = run_predictions(model, slices, data, args.threshold)
-    except (EvaluationError, DatasetNotBuiltError, LayoutError, ValueError) as err:
+        settings = inference_settings(args)
+        model, data, test_split = load_model_and_settings(args.model, args.dataset, args.data_dir)
+        split = args.split or test_split
+        slices = input_slices(args.input) if args.input else split_slices(data, split)
+        records = predict_patients(model, slices, data, settings.flip_average)
+        if not records:
+            raise EvaluationError("no slices to evaluate")
+    except (EvaluationError, DatasetNotBuiltError, LayoutError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out or Path(args.model).parent / f"eval-{'input' if args.input else args.split}")
+    print(f"masks: threshold {settings.threshold}, keep_fraction {settings.keep_fraction}, "
+          f"flip_average {settings.flip_average}")
+    masks = {p: settings.mask(r.probability) for p, r in records.items()}
+    out = Path(args.out or Path(args.model).parent / f"eval-{'input' if args.input else split.replace('+', '_')}")
     out.mkdir(parents=True, exist_ok=True)
-    if any(t is None for r in records.values() for t in r["truth"]):
-        count = write_predictions(records, out)
+    if not all(r.has_truth for r in records.values()):
+        count = write_predictions(records, masks, out)
         print(f"no masks in {args.input}: wrote {count} predicted masks and overlays to {out / 'predictions'}")
         return 0
-    report = summarize(
-        {p: np.stack(r["truth"]) for p, r in records.items()},
-        {p: np.stack(r["predicted"]) for p, r in records.items()},
-    )
+    report = summarize({p: r.truth_volume for p, r in records.items()}, masks)
     report = {
         **report,
-        "threshold": args.threshold,
-        "source": args.input or f"{data.dataset}:{args.split}",
+        **settings.to_json(),
+        "source": args.input or f"{data.dataset}:{split}",
         "model": str(args.model),
     }
     write_json(out / "report.json", _clean(report))
     dice_distribution({p: s["dice"] for p, s in report["per_patient"].items()}, out / "dice_per_patient.png")
-    drawn = draw_overlays(records, report, out, args.overlays, args.seed)
+    drawn = draw_overlays(records, masks, report, out, args.overlays, args.seed)
     print_table(report)
     print(f"wrote {out / 'report.json'}, {out / 'dice_per_patient.png'} and {len(drawn)} overlays in {out / 'overlays'}")
     return 0

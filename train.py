@@ -2,10 +2,13 @@
 
     python train.py --best                     # the configuration tuning/search.py found
     python train.py --dataset lgg_mri/synthetic --epochs 5
+    python train.py --dataset lgg_mri/kaggle_3m_folds --train-split fold2+fold3+fold4+fold5+fold6+fold7+fold8 \
+        --validation-split fold9 --test-split fold0+fold1   # one round of patient cross-validation
 
 Writes to --out (default runs/train/<dataset config>-<best|default>): model.keras (best
 validation Dice, never half-written), config.json (all it takes to reproduce the run and to
-evaluate it), history.csv, training_curves.png, tensorboard/. Killed and re-run with the same
+evaluate it), inference.json (threshold, 3D clean-up and flip averaging chosen on the validation
+patients; see tuning/inference.py), history.csv, training_curves.png, tensorboard/. Killed and re-run with the same
 --out, it resumes from the last finished epoch.
 """
 
@@ -34,6 +37,11 @@ def parse_args(argv):
     parser.add_argument("--tuning-dir", default="runs/tuning/unet",
                         help="search folder holding best_hparams.json (default runs/tuning/unet)")
     add_data_arguments(parser, defaults=False)
+    parser.add_argument("--train-split", default="train", help="TFDS split to train on (default train)")
+    parser.add_argument("--validation-split", default="validation",
+                        help="TFDS split for early stopping, model choice and inference settings (default validation)")
+    parser.add_argument("--test-split", default="test",
+                        help="the split evaluate.py scores by default; never read here (default test)")
     parser.add_argument("--epochs", type=int, default=30, help="epochs at most (default 30)")
     parser.add_argument("--batch-size", type=int, help="override the configuration's batch size")
     parser.add_argument("--patience", type=int, default=6, help="early-stopping patience (default 6)")
@@ -98,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from tuning.distribution import make_strategy
     from tuning.figures import training_curves
     from tuning.hypermodel import build_unet, check_structure, compile_unet
+    from tuning.inference import calibrate
     from tuning.precision import resolve_precision
     from tuning.training import read_history, training_callbacks
 
@@ -107,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         precision = resolve_precision(args.precision)
         global_batch = config.batch_size * strategy.num_replicas_in_sync
         whole_batches = strategy.num_replicas_in_sync > 1  # no replica may get an empty share
-        train = pipeline.batch(data.slices("train", seed=args.seed), global_batch,
+        train = pipeline.batch(data.slices(args.train_split, seed=args.seed), global_batch,
                                augment=not args.no_augment, seed=args.seed, drop_remainder=whole_batches)
-        validation = pipeline.batch(data.slices("validation"), global_batch, drop_remainder=whole_batches)
+        validation = pipeline.batch(data.slices(args.validation_split), global_batch, drop_remainder=whole_batches)
     except DatasetNotBuiltError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -120,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "hyperparameters": dataclasses.asdict(config),
         "data": data.to_json(),
+        "splits": {"train": args.train_split, "validation": args.validation_split, "test": args.test_split},
         "seed": args.seed,
         "epochs": args.epochs,
         "patience": args.patience,
@@ -151,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / "config.json", {**run_config, "best_epoch": best["epoch"], "best_val_dice": best["score"]})
     training_curves(read_history(out), out / "training_curves.png")
     print(f"best validation Dice {best['score']:.4f} at epoch {best['epoch']}; saved {out / 'model.keras'}")
+    best_model = keras.saving.load_model(out / "model.keras", compile=False)
+    settings, candidates = calibrate(best_model, data, args.validation_split)
+    chosen = max(c["mean_patient_dice"] for c in candidates)
+    write_json(out / "inference.json", {"settings": settings.to_json(), "split": args.validation_split,
+                                        "mean_patient_dice": chosen, "candidates": candidates})
+    print(f"inference settings chosen on {args.validation_split}: {settings.to_json()} "
+          f"(mean per-patient Dice {chosen:.4f}); saved {out / 'inference.json'}")
     return 0
 
 

@@ -41,7 +41,10 @@ def parse_dataset_name(dataset: str) -> str:
 
 
 def load_split(split: str, data_dir: str | None = None, config: str = "kaggle_3m") -> tf.data.Dataset:
-    """The raw examples of one split (dicts of image, mask, patient_id, slice_index, ...), in key order."""
+    """The raw examples of a split (dicts of image, mask, patient_id, slice_index, ...), in key order.
+
+    `split` is a split name or any TFDS split string, e.g. 'fold0+fold1' of `lgg_mri/kaggle_3m_folds`.
+    """
     import brainmri_tfds.lgg_mri  # noqa: F401  (registers the builder)
 
     builder = tfds.builder(f"lgg_mri/{config}", data_dir=data_dir)
@@ -50,8 +53,10 @@ def load_split(split: str, data_dir: str | None = None, config: str = "kaggle_3m
             f"dataset lgg_mri/{config} is not built in {builder.data_dir_root}; build it with:\n  "
             + build_command(config, data_dir)
         )
-    if split not in builder.info.splits:
-        raise ValueError(f"lgg_mri/{config} has no split {split!r}; it has {sorted(builder.info.splits)}")
+    try:
+        builder.info.splits[split]  # a name, or a TFDS split string such as 'fold0+fold1' or 'train[:50%]'
+    except ValueError:
+        raise ValueError(f"lgg_mri/{config} has no split {split!r}; it has {sorted(builder.info.splits)}") from None
     return builder.as_dataset(split=split, shuffle_files=False)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from brainmri_tfds import examples, layout
-from brainmri_tfds.splits import SPLIT_NAMES, split_of
+from brainmri_tfds.splits import SPLIT_NAMES, folds_of, split_of
 
 _HOMEPAGE = "https://www.kaggle.com/datasets/mateuszbuda/lgg-mri-segmentation"
 
@@ -45,10 +45,12 @@ if Path(sys.argv[0]).name == "tfds":
 
 @dataclasses.dataclass
 class LggMriConfig(tfds.core.BuilderConfig):
-    """`synthetic_patients` > 0 builds phantoms instead of reading `manual_dir`."""
+    """`synthetic_patients` > 0 builds phantoms instead of reading `manual_dir`; `folds` > 0 writes
+    splits fold0..fold<folds-1> of equal size (see `splits.folds_of`) instead of train/validation/test."""
 
     synthetic_patients: int = 0
     synthetic_seed: int = 0
+    folds: int = 0
 
 
 def _manual_dir(dl_manager: tfds.download.DownloadManager):
@@ -71,6 +73,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         LggMriConfig(
             name="kaggle_3m",
             description="The 110 TCGA-LGG patients of Kaggle's lgg-mri-segmentation download (manual_dir).",
+        ),
+        LggMriConfig(
+            name="kaggle_3m_folds",
+            description="The same patients in 10 equal folds, fold0..fold9, for patient-level cross-validation "
+                        "(see brainmri_tfds.splits.cross_validation_splits).",
+            folds=10,
         ),
         LggMriConfig(
             name="synthetic",
@@ -117,10 +125,24 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         manual_dir = _manual_dir(dl_manager)
         source = layout.open_source(manual_dir)
         slices = layout.list_slices(source)  # listing stays here: bad layouts fail before any work is sent out
-        by_split = {split: [s for s in slices if split_of(s.patient_id) == split] for split in SPLIT_NAMES}
+        split_by_patient = self._assign_splits({s.patient_id for s in slices})
+        by_split = {split: [s for s in slices if split_by_patient[s.patient_id] == split]
+                    for split in sorted(set(split_by_patient.values()))}
         if getattr(self, "_through_beam", False):
             return {split: examples.beam_examples(source.location, items) for split, items in by_split.items() if items}
         return {split: self._generate_examples(source, items) for split, items in by_split.items() if items}
+
+    def _assign_splits(self, patients: set[str]) -> dict[str, str]:
+        """Patient id -> split name: folds if the config has them, else the hash split."""
+        folds = self.builder_config.folds
+        if not folds:
+            return {patient: split_of(patient) for patient in patients}
+        if len(patients) < folds:
+            raise layout.LayoutError(
+                f"{self.builder_config.name} deals patients into {folds} folds but manual_dir holds only "
+                f"{len(patients)} patient(s)"
+            )
+        return folds_of(patients, folds)
 
     def _generate_synthetic(self, split: str) -> Iterator[tuple[str, dict]]:
         """Writes this split's phantoms to a temporary folder and reads them like real data.

@@ -1,0 +1,108 @@
+"""Patient folds: balanced, stable folds; rotations that test every patient once; train.py and
+evaluate.py on one rotation; the real-data benchmark on phantoms."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from brainmri_tfds import LayoutError, synthetic
+from brainmri_tfds.splits import cross_validation_splits, folds_of
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_folds_are_balanced_and_do_not_depend_on_order():
+    patients = [f"TCGA_XX_{n:04d}_20000101" for n in range(43)]
+    folds = folds_of(patients, 10)
+    assert folds == folds_of(list(reversed(patients)), 10)
+    sizes = sorted(list(folds.values()).count(f"fold{k}") for k in range(10))
+    assert sizes[0] == 4 and sizes[-1] == 5
+
+
+@pytest.mark.parametrize("folds, test, validation", [(10, 2, 1), (5, 1, 1), (8, 2, 2)])
+def test_rotations_test_every_fold_once_and_never_train_on_it(folds, test, validation):
+    rotations = cross_validation_splits(folds, test, validation)
+    tested = [f for r in rotations for f in r.test.split("+")]
+    assert sorted(tested) == sorted(f"fold{k}" for k in range(folds))
+    for r in rotations:
+        train, val, held = (set(s.split("+")) for s in (r.train, r.validation, r.test))
+        assert len(val) == validation and not (train & val or train & held or val & held)
+        assert len(train | val | held) == folds
+
+
+def test_rotation_that_leaves_nothing_to_train_on_is_refused():
+    with pytest.raises(ValueError, match="cannot rotate"):
+        cross_validation_splits(4, test_folds=2, validation_folds=2)
+
+
+@pytest.fixture(scope="module")
+def folds_manual_dir(tmp_path_factory):
+    """A Kaggle-layout folder of 10 phantom patients of 3 slices."""
+    root = tmp_path_factory.mktemp("download")
+    synthetic.write_patients(root, 10, seed=5, slices=(3, 3))
+    return root
+
+
+@pytest.fixture(scope="module")
+def folds_data_dir(folds_manual_dir, tmp_path_factory):
+    """A data_dir with lgg_mri/kaggle_3m_folds built from `folds_manual_dir`."""
+    import tensorflow_datasets as tfds
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    builder = tfds.builder("lgg_mri/kaggle_3m_folds", data_dir=str(data_dir))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(folds_manual_dir)))
+    return str(data_dir)
+
+
+def test_folds_config_writes_each_patient_to_one_fold(folds_data_dir):
+    from brainmri_tfds import load_split
+
+    seen = {}
+    for k in range(10):
+        for example in load_split(f"fold{k}", folds_data_dir, "kaggle_3m_folds").as_numpy_iterator():
+            seen.setdefault(example["patient_id"].decode(), set()).add(k)
+    assert len(seen) == 10 and all(len(folds) == 1 for folds in seen.values())
+    both = load_split("fold0+fold1", folds_data_dir, "kaggle_3m_folds")
+    assert sum(1 for _ in both) == 6
+
+
+def test_folds_config_needs_a_patient_per_fold(tmp_path):
+    import tensorflow_datasets as tfds
+
+    synthetic.write_patients(tmp_path / "download", 3, seed=5, slices=(2, 2))
+    builder = tfds.builder("lgg_mri/kaggle_3m_folds", data_dir=str(tmp_path / "tfds"))
+    with pytest.raises(LayoutError, match="only 3 patient"):
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "download")))
+
+
+@pytest.mark.slow
+def test_one_rotation_trains_chooses_inference_and_scores_its_test_folds(folds_data_dir, tmp_path):
+    import evaluate
+    import train
+
+    rotation = cross_validation_splits(10)[0]
+    out = tmp_path / "round0"
+    code = train.main([
+        "--dataset", "lgg_mri/kaggle_3m_folds", "--data-dir", folds_data_dir, "--image-size", "32",
+        "--channels", "flair", "--epochs", "1", "--batch-size", "8", "--out", str(out),
+        "--train-split", rotation.train, "--validation-split", rotation.validation, "--test-split", rotation.test,
+    ])
+    assert code == 0
+    chosen = json.loads((out / "inference.json").read_text())
+    assert chosen["split"] == rotation.validation and len(chosen["candidates"]) > 1
+    assert chosen["mean_patient_dice"] == max(c["mean_patient_dice"] for c in chosen["candidates"])
+    assert evaluate.main(["--model", str(out / "model.keras"), "--data-dir", folds_data_dir]) == 0
+    report = json.loads((out / "eval-fold0_fold1" / "report.json").read_text())
+    assert report["source"].endswith(":fold0+fold1") and report["n_patients"] == 2
+    assert report["threshold"] == chosen["settings"]["threshold"]
+
+
+def test_real_data_benchmark_says_when_the_zip_is_missing(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/real_data.py", "--manual-dir", str(tmp_path / "nowhere")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "no Kaggle data" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,64 @@
+"""From probabilities to masks: 3D clean-up, flip averaging, and settings chosen on validation."""
+
+import numpy as np
+import pytest
+
+from tuning.inference import InferenceSettings, choose_settings, keep_components, predict_probabilities
+from tuning.settings import DataSettings
+
+
+def _volume():
+    """3 slices: a big blob spanning slices 0-1, a small one on slice 2 far away."""
+    volume = np.zeros((3, 16, 16), bool)
+    volume[0:2, 2:8, 2:8] = True  # 72 voxels
+    volume[2, 12:14, 12:14] = True  # 4 voxels
+    return volume
+
+
+@pytest.mark.parametrize("keep_fraction, kept", [(0.0, 76), (0.05, 76), (0.1, 72), (1.0, 72)])
+def test_keep_components_removes_those_below_the_fraction_of_the_largest(keep_fraction, kept):
+    assert keep_components(_volume(), keep_fraction).sum() == kept
+
+
+def test_components_connect_across_slices():
+    volume = np.zeros((2, 8, 8), bool)
+    volume[0, 1:3, 1:3] = True
+    volume[1, 3:5, 3:5] = True  # touches the first only diagonally, through the slice above
+    assert keep_components(volume, 1.0).sum() == 8
+
+
+def test_empty_volume_stays_empty():
+    assert not keep_components(np.zeros((2, 4, 4), bool), 1.0).any()
+
+
+def test_settings_refuse_values_out_of_range():
+    with pytest.raises(ValueError, match="threshold"):
+        InferenceSettings(threshold=1.0)
+    with pytest.raises(ValueError, match="keep_fraction"):
+        InferenceSettings(keep_fraction=1.5)
+
+
+def test_choose_settings_finds_the_better_threshold_and_keeps_defaults_on_ties():
+    truth = {"a": _volume()}
+    probability = np.where(_volume(), 0.45, 0.05)  # tumour only above a threshold below 0.45
+    chosen, table = choose_settings(truth, {False: {"a": probability}})
+    assert chosen.threshold < 0.45 and chosen.keep_fraction == 0.0 and not chosen.flip_average
+    assert max(row["mean_patient_dice"] for row in table) == 1.0
+    confident = np.where(_volume(), 0.9, 0.05)
+    chosen, _ = choose_settings(truth, {False: {"a": confident}, True: {"a": confident}})
+    assert chosen == InferenceSettings()
+
+
+def test_flip_average_mirrors_the_prediction_back():
+    import keras
+
+    image = keras.Input((8, 8, 1))
+    left_half = keras.layers.Lambda(lambda x: x * 0 + keras.ops.reshape(
+        keras.ops.cast(keras.ops.arange(8) < 4, "float32"), (1, 1, 8, 1)))(image)
+    model = keras.Model(image, left_half)  # says "tumour" on the left half whatever it sees
+    data = DataSettings(dataset="lgg_mri/synthetic", image_size=8, channels="flair")
+    images = np.zeros((1, 256, 256, 3), np.uint8)
+    plain = predict_probabilities(model, images, data, flip_average=False)
+    averaged = predict_probabilities(model, images, data, flip_average=True)
+    assert plain[0, 128, 10] > 0.9 and plain[0, 128, 245] < 0.1
+    assert np.allclose(averaged[0, 128, [10, 245]], 0.5, atol=0.05)

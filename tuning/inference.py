@@ -1,0 +1,179 @@
+"""From scans to masks: probabilities at the native 256x256, then threshold and 3D clean-up.
+
+    settings = InferenceSettings(threshold=0.5, keep_fraction=1.0, flip_average=True)
+    volumes = predict_patients(model, slices, data, settings.flip_average)   # per patient
+    mask = settings.mask(volumes[patient].probability)                       # [slices, 256, 256] bool
+
+- `flip_average`: the model also sees each slice mirrored left-right; the two probability maps
+  (the second mirrored back) are averaged.
+- `threshold`: a pixel is tumour where the probability exceeds it.
+- `keep_fraction`: the thresholded slices of a patient, stacked in slice order, form a volume;
+  its 3D connected components (26-connectivity) smaller than `keep_fraction` times the largest
+  one are removed. 0 keeps everything, 1 keeps the largest component only (as the dataset
+  authors' PyTorch port does).
+
+`choose_settings` picks these on validation patients (train.py writes the choice to
+inference.json beside the model; evaluate.py reads it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable
+
+import numpy as np
+
+NATIVE = 256
+BATCH = 32
+THRESHOLDS = (0.5, 0.3, 0.4, 0.6, 0.7)  # the default first: ties keep it
+KEEP_FRACTIONS = (0.0, 0.1, 0.3, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceSettings:
+    """How probabilities become a patient's mask."""
+
+    threshold: float = 0.5
+    keep_fraction: float = 0.0
+    flip_average: bool = False
+
+    def __post_init__(self):
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if not 0.0 <= self.keep_fraction <= 1.0:
+            raise ValueError(f"keep_fraction must be in [0, 1], got {self.keep_fraction}")
+
+    def mask(self, probability: np.ndarray) -> np.ndarray:
+        """Boolean mask [slices, H, W] of one patient from its probabilities [slices, H, W]."""
+        return keep_components(probability > self.threshold, self.keep_fraction)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, values: dict) -> "InferenceSettings":
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def keep_components(volume: np.ndarray, keep_fraction: float) -> np.ndarray:
+    """`volume` [slices, H, W] bool without the 3D components smaller than keep_fraction x the largest."""
+    if keep_fraction <= 0.0 or not volume.any():
+        return volume
+    from scipy import ndimage
+
+    labels, count = ndimage.label(volume, structure=np.ones((3, 3, 3), bool))
+    sizes = np.bincount(labels.ravel())[1:]  # voxels per component 1..count
+    kept = np.flatnonzero(sizes >= keep_fraction * sizes.max()) + 1
+    return np.isin(labels, kept)
+
+
+@dataclasses.dataclass
+class PatientVolume:
+    """One patient's slices in slice order: indices, FLAIR images, true masks (None if unknown),
+    and tumour probabilities at 256x256 (float16)."""
+
+    index: list[int] = dataclasses.field(default_factory=list)
+    flair: list[np.ndarray] = dataclasses.field(default_factory=list)
+    truth: list[np.ndarray | None] = dataclasses.field(default_factory=list)
+    probability_slices: list[np.ndarray] = dataclasses.field(default_factory=list)
+
+    @property
+    def probability(self) -> np.ndarray:
+        return np.stack(self.probability_slices).astype(np.float32)
+
+    @property
+    def has_truth(self) -> bool:
+        return all(t is not None for t in self.truth)
+
+    @property
+    def truth_volume(self) -> np.ndarray:
+        return np.stack(self.truth)
+
+
+def predict_probabilities(model, images: np.ndarray, data, flip_average: bool) -> np.ndarray:
+    """Probabilities [N, 256, 256] for uint8 images [N, 256, 256, 3] (model input per `data`)."""
+    import tensorflow as tf
+
+    from brainmri_tfds import prepare_image
+
+    batch = prepare_image(images, data.image_size, data.channels)
+    probability = model.predict_on_batch(batch)
+    if flip_average:
+        mirrored = model.predict_on_batch(tf.reverse(batch, axis=[2]))
+        probability = (probability + tf.reverse(mirrored, axis=[2]).numpy()) / 2.0
+    probability = tf.image.resize(probability, (NATIVE, NATIVE), method="bilinear").numpy()
+    return probability[..., 0]
+
+
+def predict_patients(model, slices: Iterable, data, flip_average: bool,
+                     progress: bool = True) -> dict[str, PatientVolume]:
+    """Per patient, from (patient, slice index, image uint8 256x256x3, mask uint8 256x256x1 or None)
+    items; slices are put in slice order whatever order they arrive in."""
+    volumes: dict[str, PatientVolume] = {}
+    total = 0
+    iterator = iter(slices)
+    while pending := list(itertools.islice(iterator, BATCH)):
+        probabilities = predict_probabilities(model, np.stack([s[2] for s in pending]), data, flip_average)
+        for (patient, index, image, mask), probability in zip(pending, probabilities):
+            volume = volumes.setdefault(patient, PatientVolume())
+            volume.index.append(index)
+            volume.flair.append(image[..., 1])
+            volume.truth.append(None if mask is None else mask[..., 0].astype(bool))
+            volume.probability_slices.append(probability.astype(np.float16))
+        total += len(pending)
+        if progress:
+            print(f"\rpredicted {total} slices", end="", flush=True)
+    if progress:
+        print(f"\rpredicted {total} slices of {len(volumes)} patients")
+    for volume in volumes.values():
+        order = np.argsort(volume.index, kind="stable")
+        for name in ("index", "flair", "truth", "probability_slices"):
+            setattr(volume, name, [getattr(volume, name)[i] for i in order])
+    return volumes
+
+
+def split_slices(data, split: str) -> Iterable:
+    """(patient, slice index, image uint8 256x256x3, mask uint8 256x256x1) of a built split
+    (`data` is a tuning.settings.DataSettings; `split` any TFDS split string)."""
+    from brainmri_tfds import load_split
+
+    for example in load_split(split, data.data_dir, data.config).as_numpy_iterator():
+        yield example["patient_id"].decode(), int(example["slice_index"]), example["image"], example["mask"]
+
+
+def mean_patient_dice(truths: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> float:
+    """Mean over patients of the Dice of all their slices pooled (tuning.scoring's rules)."""
+    from tuning.scoring import confusion, dice
+
+    return float(np.mean([dice(*confusion(truths[p], masks[p])[:3]) for p in truths]))
+
+
+def choose_settings(truths: dict[str, np.ndarray], probabilities: dict[bool, dict[str, np.ndarray]],
+                    thresholds=THRESHOLDS, keep_fractions=KEEP_FRACTIONS) -> tuple[InferenceSettings, list[dict]]:
+    """The settings with the highest mean per-patient Dice, and every candidate's score.
+
+    `probabilities[flip_average][patient]` holds [slices, H, W] probabilities with and without flip
+    averaging. Candidates are tried simplest first (no flip, threshold 0.5, keep everything) and a
+    later one must score strictly higher to win, so noise alone does not move the defaults."""
+    table = []
+    best, best_score = None, -1.0
+    for flip in sorted(probabilities):  # False first
+        for threshold, keep in itertools.product(thresholds, keep_fractions):
+            settings = InferenceSettings(threshold, keep, flip)
+            score = mean_patient_dice(truths, {p: settings.mask(probabilities[flip][p]) for p in truths})
+            table.append({**settings.to_json(), "mean_patient_dice": score})
+            if score > best_score:
+                best, best_score = settings, score
+    return best, table
+
+
+def calibrate(model, data, split: str) -> tuple[InferenceSettings, list[dict]]:
+    """`choose_settings` on the patients of `split` (the validation split), predicted both ways."""
+    probabilities, truths = {}, {}
+    for flip in (False, True):
+        volumes = predict_patients(model, split_slices(data, split), data, flip, progress=False)
+        probabilities[flip] = {p: v.probability for p, v in volumes.items()}
+        truths = {p: v.truth_volume for p, v in volumes.items()}
+    return choose_settings(truths, probabilities)
