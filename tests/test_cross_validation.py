@@ -106,3 +106,18 @@ def test_real_data_benchmark_says_when_the_zip_is_missing(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "no Kaggle data" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_search_runs_on_the_folds_of_a_round(folds_data_dir, tmp_path):
+    from tuning import search
+
+    rotation = cross_validation_splits(10)[0]
+    code = search.main([
+        "--dataset", "lgg_mri/kaggle_3m_folds", "--data-dir", folds_data_dir, "--image-size", "32",
+        "--channels", "flair", "--tuner", "random", "--max-trials", "1", "--max-epochs", "1", "--batch-size", "8",
+        "--train-split", rotation.train, "--validation-split", rotation.validation,
+        "--directory", str(tmp_path), "--project-name", "p",
+    ])
+    assert code == 0
+    assert json.loads((tmp_path / "p" / "best_hparams.json").read_text())["data"]["dataset"] == "lgg_mri/kaggle_3m_folds"

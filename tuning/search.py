@@ -1,6 +1,8 @@
 """Keras Tuner search over the U-Net hypermodel; writes the winner to best_hparams.json.
 
     python tuning/search.py --dataset lgg_mri/synthetic --tuner random --max-trials 3 --max-epochs 2
+    python tuning/search.py --dataset lgg_mri/kaggle_3m_folds --train-split fold2+fold3+fold4+fold5+fold6+fold7+fold8 \
+        --validation-split fold9    # search without ever seeing the test folds of a cross-validation round
 
 Re-running the same command resumes an interrupted search (finished trials are kept); pass
 --overwrite to start again. Trials log to TensorBoard under <directory>/<project-name>/tensorboard.
@@ -86,6 +88,9 @@ def parse_args(argv):
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(parser)
+    parser.add_argument("--train-split", default="train", help="TFDS split trials train on (default train)")
+    parser.add_argument("--validation-split", default="validation",
+                        help="TFDS split trials are scored on (default validation)")
     parser.add_argument("--batch-size", type=int, help="fix the batch size instead of searching it (8, 16, 32)")
     parser.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                         help="search algorithm (default hyperband)")
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     try:
-        train, validation = data.slices("train", seed=args.seed), data.slices("validation")
+        train, validation = data.slices(args.train_split, seed=args.seed), data.slices(args.validation_split)
     except (DatasetNotBuiltError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
