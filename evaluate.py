@@ -73,6 +73,7 @@ def load_model_and_settings(model_path: str, dataset: str | None, data_dir: str 
     """The model (safe mode), the DataSettings it was trained with and its test split (config.json beside it)."""
     import keras
 
+    import tuning.hypermodel  # noqa: F401  (registers the U-Net's own layers for loading)
     from tuning.settings import DataSettings, read_json
 
     path = Path(model_path)

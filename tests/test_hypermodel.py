@@ -110,3 +110,25 @@ def test_bfloat16_only_where_the_cpu_has_it(flags, expected):
     from tuning.precision import cpu_has_bfloat16
 
     assert cpu_has_bfloat16(f"processor\t: 0\nflags\t\t: {flags}\n") is expected
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_matches_keras_batch_norm(precision):
+    import numpy as np
+
+    from tuning.hypermodel import FusedBatchNormalization
+
+    inputs = np.random.default_rng(0).normal(2.0, 3.0, (4, 8, 8, 5)).astype("float32")
+    fused = FusedBatchNormalization(momentum=0.9, dtype=precision)
+    plain = keras.layers.BatchNormalization(momentum=0.9, dtype=precision)
+    fused.build(inputs.shape)
+    plain.build(inputs.shape)
+    # Inference uses the moving variance, which the fused kernel updates with the unbiased batch
+    # variance (256/255 of Keras' here): outputs differ by about 0.2% then.
+    for training, tolerance in ((True, 1e-4), (True, 1e-4), (False, 1e-2)):
+        tolerance = max(tolerance, 3e-2 if precision == "mixed_bfloat16" else 0.0)
+        a = np.asarray(fused(inputs, training=training), "float32")
+        b = np.asarray(plain(inputs, training=training), "float32")
+        assert np.abs(a - b).max() < tolerance * max(1.0, np.abs(b).max())
+    assert np.allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), atol=1e-3)
+    assert np.allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=2e-2)

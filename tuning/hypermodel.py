@@ -64,6 +64,44 @@ def check_structure(image_size: int, channels: int, depths=DEPTHS) -> None:
             )
 
 
+@keras.saving.register_keras_serializable(package="brainmri")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """Keras' BatchNormalization computed by TensorFlow's fused kernel, in the layer's compute dtype.
+
+    Keras' own layer casts bfloat16 inputs to float32 and normalises with separate element-wise
+    ops, each of whose float32 results is kept for the backward pass; the fused kernel takes
+    bfloat16 in and out (statistics in float32) and keeps only its input. Same weights, same
+    results up to rounding (the moving variance uses the unbiased batch variance, as tf.keras did);
+    training at 256x256x3 with 32 filters needs about a quarter less memory. Falls back to Keras'
+    implementation off the TensorFlow backend and for masks, renorm or a channel axis not last.
+    """
+
+    def _fusable(self, inputs, mask) -> bool:
+        return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
+                and len(inputs.shape) == 4 and self.axis in (-1, 3))
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        channels = inputs.shape[-1]
+        gamma = self.gamma if self.scale else tf.ones((channels,), "float32")
+        beta = self.beta if self.center else tf.zeros((channels,), "float32")
+        inputs = tf.cast(inputs, self.compute_dtype)
+        if training and self.trainable:
+            outputs, moving_mean, moving_variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon,
+                is_training=True, exponential_avg_factor=1.0 - self.momentum)
+            self.moving_mean.assign(moving_mean)
+            self.moving_variance.assign(moving_variance)
+            return outputs
+        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            inputs, gamma, beta, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon,
+            is_training=False)
+        return outputs
+
+
 def _conv_block(x, filters: int, batch_norm: bool, prefix: str, dtype: str):
     for n in (1, 2):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, name=f"{prefix}_conv{n}",
@@ -71,7 +109,7 @@ def _conv_block(x, filters: int, batch_norm: bool, prefix: str, dtype: str):
         if batch_norm:
             # momentum 0.9: the moving statistics settle within tens of steps (the default 0.99
             # leaves them far off after the few hundred steps a CPU run takes, ruining inference).
-            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{prefix}_bn{n}", dtype=dtype)(x)
+            x = FusedBatchNormalization(momentum=0.9, name=f"{prefix}_bn{n}", dtype=dtype)(x)
         x = keras.layers.ReLU(name=f"{prefix}_relu{n}", dtype=dtype)(x)
     return x
 
