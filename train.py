@@ -158,9 +158,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     best = read_json(out / "model.best.json", "best-model record")
-    write_json(out / "config.json", {**run_config, "best_epoch": best["epoch"], "best_val_dice": best["score"]})
+    write_json(out / "config.json", {**run_config, "best_epoch": best["epoch"], "best_val_loss": best["score"],
+                                     "best_val_dice": best["val_dice"]})
     training_curves(read_history(out), out / "training_curves.png")
-    print(f"best validation Dice {best['score']:.4f} at epoch {best['epoch']}; saved {out / 'model.keras'}")
+    print(f"best validation loss {best['score']:.4f} (Dice {best['val_dice']:.4f}) at epoch {best['epoch']}; "
+          f"saved {out / 'model.keras'}")
     best_model = keras.saving.load_model(out / "model.keras", compile=False)
     settings, candidates = calibrate(best_model, data, args.validation_split)
     chosen = max(c["mean_patient_dice"] for c in candidates)
