@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from brainmri_tfds import LayoutError, synthetic
+from brainmri_tfds import synthetic
 from brainmri_tfds.splits import cross_validation_splits, folds_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,14 +69,17 @@ def test_folds_config_writes_each_patient_to_one_fold(folds_data_dir):
     assert sum(1 for _ in both) == 6
 
 
-def test_folds_config_needs_a_patient_per_fold(tmp_path):
+def test_folds_config_with_fewer_patients_than_folds_leaves_the_last_folds_out(tmp_path):
     import tensorflow_datasets as tfds
+
+    from brainmri_tfds import load_split
 
     synthetic.write_patients(tmp_path / "download", 3, seed=5, slices=(2, 2))
     builder = tfds.builder("lgg_mri/kaggle_3m_folds", data_dir=str(tmp_path / "tfds"))
-    with pytest.raises(LayoutError, match="only 3 patient"):
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "download")))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / "download")))
+    assert sorted(builder.info.splits) == ["fold0", "fold1", "fold2"]
+    with pytest.raises(ValueError, match="has no split 'fold5'"):
+        load_split("fold5", str(tmp_path / "tfds"), "kaggle_3m_folds")
 
 
 @pytest.mark.slow
