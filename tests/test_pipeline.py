@@ -57,6 +57,19 @@ def test_augmentation_moves_image_and_mask_together():
     assert set(np.unique(augmented_masks.numpy())) <= {0.0, 1.0}
 
 
+def test_random_geometry_flips_rotates_and_zooms_about_the_centre():
+    transforms = pipeline.random_geometry(256, 64, seed=3).numpy()
+    linear = transforms[:, [0, 1, 3, 4]].reshape(-1, 2, 2)
+    zoom = np.sqrt(np.abs(np.linalg.det(linear)))
+    assert ((1 - pipeline.MAX_ZOOM - 1e-5 <= zoom) & (zoom <= 1 + pipeline.MAX_ZOOM + 1e-5)).all()
+    flipped = np.linalg.det(linear) < 0
+    assert 0.3 < flipped.mean() < 0.7  # about half are mirrored
+    centre = np.array([31.5, 31.5])
+    mapped = np.einsum("nij,j->ni", linear, centre) + transforms[:, [2, 5]]
+    assert np.allclose(mapped, centre, atol=1e-3)  # the centre stays put
+    assert np.allclose(transforms[:, 6:], 0.0)
+
+
 def test_missing_dataset_names_the_build_command(tmp_path):
     with pytest.raises(pipeline.DatasetNotBuiltError) as caught:
         pipeline.make_dataset("train", data_dir=str(tmp_path), config="synthetic")
