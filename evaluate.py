@@ -6,10 +6,10 @@
 Image size, channels and dataset come from config.json beside the model. Predictions are made at
 the model's input size and resized up to the native 256x256, where every score is computed. How
 probabilities become masks (threshold, 3D clean-up, flip averaging; see tuning/inference.py) comes
-from inference.json beside the model, which train.py chose on validation patients; flags override it. Writes to --out (default: beside the model,
-eval-<split> or eval-input): report.json, dice_per_patient.png, overlays/ (best, median and worst
-patients and a few random slices). With --input and no masks: predictions/<slice>_pred_mask.png
-(0/255, 256x256) and <slice>_overlay.png.
+from inference.json beside the model, which train.py chose on validation patients; flags override
+it. Writes to --out (default: beside the model, eval-<split> or eval-input): report.json,
+dice_per_patient.png, overlays/ (best, median and worst patients and a few random slices). With
+--input and no masks: predictions/<slice>_pred_mask.png (0/255, 256x256) and <slice>_overlay.png.
 
 Empty masks: Dice of a slice or patient with no tumour in truth and none predicted is 1.0, and 0.0
 if only one is empty; slice_dice_mean leaves out slices empty in both; hd95 uses slices with
@@ -24,10 +24,10 @@ import argparse
 import math
 import os
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 
 class EvaluationError(RuntimeError):
     """An expected user error: one line, no traceback."""
