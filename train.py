@@ -83,7 +83,8 @@ def resolve(args, parser) -> tuple[dict, DataSettings, str]:
             parser.error(f"{err}; run tuning/search.py first or pass --hparams FILE")
     else:
         values, data_json = {}, DataSettings().to_json()
-    overrides = {"dataset": args.dataset, "image_size": args.image_size, "channels": args.channels}
+    overrides = {"dataset": args.dataset, "image_size": args.image_size, "channels": args.channels,
+                 "normalization": args.normalization}
     data_json = {**data_json, **{k: v for k, v in overrides.items() if v is not None}}
     try:
         config = UNetConfig.from_values(values)
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         model = compile_unet(build_unet(data.image_size, data.n_channels, **config.architecture(), precision=precision),
                              config.learning_rate, config.loss)
     print(f"training {model.name} ({model.count_params():,} parameters) on {data.dataset} "
-          f"{data.image_size}px/{data.channels} in {precision}, {strategy.num_replicas_in_sync} replica(s) x batch "
+          f"{data.image_size}px/{data.channels}/{data.normalization} normalisation in {precision}, {strategy.num_replicas_in_sync} replica(s) x batch "
           f"{config.batch_size} -> {out}", flush=True)
     try:
         model.fit(train, validation_data=validation, epochs=args.epochs,

@@ -3,7 +3,9 @@
     make_dataset("train", image_size=128, channels="all", batch_size=16, augment=True)
 
 gives batches of `(image float32 [B, S, S, C] in [0, 1], mask float32 [B, S, S, 1] in {0, 1})`:
-decode -> resize (bilinear image, nearest mask) -> cache (uint8) -> shuffle -> batch -> augment -> prefetch.
+decode -> per-patient normalisation (see `brainmri_tfds.normalization`; one extra pass over the split
+reads each patient's intensity histogram) -> resize (bilinear image, nearest mask) -> cache (uint8)
+-> shuffle -> batch -> augment -> prefetch.
 Augmentation runs on whole batches (each slice still gets its own random transform), which is
 several times faster on a CPU than slice by slice.
 """
@@ -14,6 +16,8 @@ import math
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
+from brainmri_tfds.normalization import NORMALIZATIONS, apply_levels, level_lookup, split_levels
 
 CHANNEL_MODES = {"all": 3, "flair": 1, "gray": 1}  # mode -> number of model input channels
 DEFAULT_IMAGE_SIZE = 128
@@ -139,8 +143,12 @@ def make_dataset(
     augment: bool = False,
     shuffle: bool | None = None,
     seed: int = 0,
+    normalization: str = "patient",
 ) -> tf.data.Dataset:
     """Batches of (image, mask) for Keras; `shuffle` defaults to True for 'train' only.
+
+    `normalization` is 'patient' (each patient's channels scaled to a common brightness, see
+    `brainmri_tfds.normalization`) or 'none' (the uint8 values as they are).
 
     `batch_size=None` gives the prepared, cached, shuffled slices unbatched, for a caller that
     batches them itself with `batch()` (as the tuner does to search over batch size).
@@ -149,11 +157,18 @@ def make_dataset(
         raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
     if image_size < 8:
         raise ValueError(f"image_size must be at least 8, got {image_size}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     shuffle = split == "train" if shuffle is None else shuffle
     # The cache and the shuffle buffer hold uint8 (a quarter of float32's memory: 0.6 GB rather than 2.3 GB for Kaggle's
     # 3,929 slices at 256x256x3); values become float32 after it. Rounding the resized image to
     # uint8 moves no pixel by more than 0.5/255, and nothing at the native 256x256.
-    dataset = load_split(split, data_dir, config).map(
+    examples = load_split(split, data_dir, config)
+    if normalization == "patient":
+        levels_of = level_lookup(split_levels(examples))
+        examples = examples.map(lambda ex: {**ex, "image": apply_levels(ex["image"], levels_of(ex["patient_id"]))},
+                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = examples.map(
         lambda ex: (_to_uint8(prepare_image(ex["image"], image_size, channels)),
                     tf.cast(prepare_mask(ex["mask"], image_size), tf.uint8)),
         num_parallel_calls=tf.data.AUTOTUNE,

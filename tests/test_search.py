@@ -11,7 +11,8 @@ from tuning import search
 def test_search_writes_best_hparams_and_resumes(search_args, tmp_path):
     assert search.main(search_args(1, 1)) == 0
     best = json.loads((tmp_path / "p" / "best_hparams.json").read_text())
-    assert best["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair"}
+    assert best["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
+                            "normalization": "patient"}
     assert best["objective"] == "val_dice" and 0.0 <= best["score"] <= 1.0
     assert best["hyperparameters"]["batch_size"] == 32
     assert set(best["hyperparameters"]) >= {"depth", "base_filters", "loss", "learning_rate", "upsampling"}

@@ -38,7 +38,8 @@ def trained(synthetic_data_dir, tmp_path_factory):
 @pytest.mark.slow
 def test_one_epoch_writes_model_config_history_and_curves(trained):
     config = json.loads((trained / "config.json").read_text())
-    assert config["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair"}
+    assert config["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
+                              "normalization": "patient"}
     assert config["hyperparameters"]["depth"] == 4 and config["seed"] == 0
     assert {"tensorflow", "keras"} <= set(config["versions"])
     assert (trained / "model.keras").stat().st_size > 0

@@ -93,7 +93,8 @@ class PatientVolume:
 
 
 def predict_probabilities(model, images: np.ndarray, data, flip_average: bool) -> np.ndarray:
-    """Probabilities [N, 256, 256] for uint8 images [N, 256, 256, 3] (model input per `data`)."""
+    """Probabilities [N, 256, 256] for uint8 images [N, 256, 256, 3], already normalised as
+    `data.normalization` says (`predict_patients` does that), resized and cut to `data`'s channels."""
     import tensorflow as tf
 
     from brainmri_tfds import prepare_image
@@ -110,27 +111,39 @@ def predict_probabilities(model, images: np.ndarray, data, flip_average: bool) -
 def predict_patients(model, slices: Iterable, data, flip_average: bool,
                      progress: bool = True) -> dict[str, PatientVolume]:
     """Per patient, from (patient, slice index, image uint8 256x256x3, mask uint8 256x256x1 or None)
-    items; slices are put in slice order whatever order they arrive in."""
+    items in any order. Each patient's slices are gathered and put in slice order first, so that
+    with `data.normalization` 'patient' the whole volume sets its levels, as in training."""
+    from brainmri_tfds.normalization import apply_levels, patient_levels
+
     volumes: dict[str, PatientVolume] = {}
+    inputs: dict[str, list[np.ndarray]] = {}
+    for patient, index, image, mask in slices:
+        volume = volumes.setdefault(patient, PatientVolume())
+        volume.index.append(index)
+        volume.flair.append(image[..., 1])
+        volume.truth.append(None if mask is None else mask[..., 0].astype(bool))
+        inputs.setdefault(patient, []).append(image)
+    stream = []
+    for patient, volume in volumes.items():
+        order = np.argsort(volume.index, kind="stable")
+        for name in ("index", "flair", "truth"):
+            setattr(volume, name, [getattr(volume, name)[i] for i in order])
+        unordered = inputs.pop(patient)
+        images = np.stack([unordered[i] for i in order])
+        if data.normalization == "patient":
+            images = apply_levels(images, patient_levels(images)).numpy()
+        stream.extend((patient, image) for image in images)
     total = 0
-    iterator = iter(slices)
-    while pending := list(itertools.islice(iterator, BATCH)):
-        probabilities = predict_probabilities(model, np.stack([s[2] for s in pending]), data, flip_average)
-        for (patient, index, image, mask), probability in zip(pending, probabilities):
-            volume = volumes.setdefault(patient, PatientVolume())
-            volume.index.append(index)
-            volume.flair.append(image[..., 1])
-            volume.truth.append(None if mask is None else mask[..., 0].astype(bool))
-            volume.probability_slices.append(probability.astype(np.float16))
+    for start in range(0, len(stream), BATCH):
+        pending = stream[start:start + BATCH]
+        probabilities = predict_probabilities(model, np.stack([image for _, image in pending]), data, flip_average)
+        for (patient, _), probability in zip(pending, probabilities):
+            volumes[patient].probability_slices.append(probability.astype(np.float16))
         total += len(pending)
         if progress:
             print(f"\rpredicted {total} slices", end="", flush=True)
     if progress:
         print(f"\rpredicted {total} slices of {len(volumes)} patients")
-    for volume in volumes.values():
-        order = np.argsort(volume.index, kind="stable")
-        for name in ("index", "flair", "truth", "probability_slices"):
-            setattr(volume, name, [getattr(volume, name)[i] for i in order])
     return volumes
 
 

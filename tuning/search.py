@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     from tuning.settings import DataSettings, write_json
 
     try:
-        data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir)
+        data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir, args.normalization)
         hypermodel = UNetHyperModel(data.image_size, data.n_channels, augment=not args.no_augment, seed=args.seed,
                                     precision=resolve_precision(args.precision))
     except ValueError as err:

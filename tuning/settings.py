@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import brainmri_tfds
+from brainmri_tfds.normalization import NORMALIZATIONS
 from brainmri_tfds.pipeline import CHANNEL_MODES, DEFAULT_IMAGE_SIZE, parse_dataset_name
 
 
@@ -21,11 +22,14 @@ class DataSettings:
     image_size: int = DEFAULT_IMAGE_SIZE
     channels: str = "all"
     data_dir: str | None = None
+    normalization: str = "patient"
 
     def __post_init__(self):
         parse_dataset_name(self.dataset)
         if self.channels not in CHANNEL_MODES:
             raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {self.channels!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
 
     @property
     def config(self) -> str:
@@ -39,15 +43,19 @@ class DataSettings:
         """The split's prepared, cached slices, unbatched (see `brainmri_tfds.make_dataset`)."""
         return brainmri_tfds.make_dataset(
             split, data_dir=self.data_dir, config=self.config, image_size=self.image_size,
-            channels=self.channels, batch_size=None, shuffle=shuffle, seed=seed,
+            channels=self.channels, batch_size=None, shuffle=shuffle, seed=seed, normalization=self.normalization,
         )
 
     def to_json(self) -> dict:
-        return {"dataset": self.dataset, "image_size": self.image_size, "channels": self.channels}
+        return {"dataset": self.dataset, "image_size": self.image_size, "channels": self.channels,
+                "normalization": self.normalization}
 
     @classmethod
     def from_json(cls, values: dict, data_dir: str | None = None) -> "DataSettings":
-        return cls(values["dataset"], int(values["image_size"]), values["channels"], data_dir)
+        """From config.json/best_hparams.json's "data"; files written before normalisation existed
+        were trained on raw values, so a missing "normalization" means 'none'."""
+        return cls(values["dataset"], int(values["image_size"]), values["channels"], data_dir,
+                   values.get("normalization", "none"))
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
@@ -68,6 +76,11 @@ def add_data_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -
         "--channels", choices=sorted(CHANNEL_MODES), default=base.channels if defaults else None,
         help="all = pre-contrast, FLAIR, post-contrast; flair; gray = the seed tutorial's grayscale"
         + (f" (default {base.channels})" if defaults else ""),
+    )
+    parser.add_argument(
+        "--normalization", choices=NORMALIZATIONS, default=base.normalization if defaults else None,
+        help="patient = scale each patient's channels to a common brightness (99th percentile -> 255); "
+             "none = raw values" + (f" (default {base.normalization})" if defaults else ""),
     )
 
 
