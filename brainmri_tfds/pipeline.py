@@ -87,6 +87,9 @@ def prepare_mask(mask: tf.Tensor, image_size: int) -> tf.Tensor:
 
 MAX_ROTATION = 0.05  # of a full turn: +-18 degrees
 MAX_ZOOM = 0.1  # +-10%
+# Kaggle's slices hold FLAIR in place of a sequence the patient lacks (2 of the 40 development
+# patients have FLAIR in all three channels); a share of training slices are shown that way.
+MISSING_SEQUENCE_RATE = 0.1
 
 
 def random_geometry(batch: int, size: int, seed: int) -> tf.Tensor:
@@ -103,8 +106,10 @@ def random_geometry(batch: int, size: int, seed: int) -> tf.Tensor:
     return tf.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=1)
 
 
-def augmenter(seed: int):
-    """Random flip, small rotation and zoom (image and mask together, one warp), then intensity jitter."""
+def augmenter(seed: int, missing_sequence_rate: float = MISSING_SEQUENCE_RATE):
+    """Random flip, small rotation and zoom (image and mask together, one warp); for three-channel
+    input, FLAIR copied over the other two sequences in `missing_sequence_rate` of the slices, as
+    Kaggle stores a patient without them; then intensity jitter."""
     import keras
 
     intensity = keras.Sequential([
@@ -118,6 +123,9 @@ def augmenter(seed: int):
         moved = keras.ops.image.affine_transform(tf.concat([image, mask], axis=-1), transform,
                                                  interpolation="bilinear", fill_mode="constant")
         image, mask = moved[..., :n], moved[..., n:]
+        if image.shape[-1] == 3:
+            missing = tf.random.uniform((tf.shape(image)[0], 1, 1, 1), seed=seed + 5) < missing_sequence_rate
+            image = tf.where(missing, tf.repeat(image[..., 1:2], 3, axis=-1), image)
         image = tf.clip_by_value(intensity(image, training=True), 0.0, 1.0)
         return image, tf.cast(mask > 0.5, tf.float32)
 

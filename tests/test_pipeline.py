@@ -79,3 +79,15 @@ def test_missing_dataset_names_the_build_command(tmp_path):
 def test_unknown_channel_mode_is_rejected(synthetic_data_dir):
     with pytest.raises(ValueError, match="channels"):
         pipeline.make_dataset("train", data_dir=synthetic_data_dir, config="synthetic", channels="rgb")
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_augmentation_can_show_a_patient_without_pre_and_post_contrast(rate):
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(0.2, 0.8, (8, 32, 32, 3)), tf.float32)
+    masks = tf.zeros((8, 32, 32, 1))
+    augmented, _ = pipeline.augmenter(seed=3, missing_sequence_rate=rate)(images, masks)
+    channels = augmented.numpy()
+    same = np.all(np.abs(channels[..., 0] - channels[..., 1]) < 1e-6, axis=(1, 2)) & np.all(
+        np.abs(channels[..., 2] - channels[..., 1]) < 1e-6, axis=(1, 2))
+    assert same.all() if rate == 1.0 else not same.any()
