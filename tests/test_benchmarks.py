@@ -20,3 +20,15 @@ def test_speed_benchmark_prints_every_figure(synthetic_data_dir):
     for key in ("train_images_per_s", "train_images_per_s_pipeline", "predict_images_per_s", "peak_rss_mb"):
         assert figures[key] > 0
     assert figures["precision"] in ("float32", "mixed_bfloat16")
+
+
+def test_resolution_ceiling_is_perfect_at_native_size_and_lower_below(synthetic_data_dir, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from resolution_ceiling import main
+
+    def ceiling(size: int) -> float:
+        assert main(["--data-dir", synthetic_data_dir, "--config", "synthetic", "--image-size", str(size)]) == 0
+        return float(capsys.readouterr().out.strip().splitlines()[-1].split("mean ")[1].split(",")[0])
+
+    assert ceiling(256) == 1.0
+    assert 0.5 < ceiling(32) < ceiling(128) < 1.0

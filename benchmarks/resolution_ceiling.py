@@ -1,0 +1,62 @@
+"""Benchmark: the per-patient Dice a model at a given input size could reach at best.
+
+    python benchmarks/resolution_ceiling.py --data-dir /tmp/dk --image-size 128
+
+Takes every true mask down to --image-size as training does (nearest), back up to the native
+256x256 as evaluate.py does (bilinear, threshold 0.5), and scores it against the original with
+evaluate.py's per-patient Dice. A perfect model at that size scores this; the gap to 1.0 is what
+the input size alone costs. Reads a built `lgg_mri` config (default kaggle_3m: all its splits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's packages come first
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="TFDS data_dir holding a built lgg_mri")
+    parser.add_argument("--config", default="kaggle_3m", choices=("kaggle_3m", "kaggle_3m_folds", "synthetic"),
+                        help="lgg_mri config (default kaggle_3m)")
+    parser.add_argument("--image-size", type=int, default=128, help="model input size (default 128)")
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from brainmri_tfds import DatasetNotBuiltError, load_split, prepare_mask
+    from tuning.inference import NATIVE, mean_patient_dice
+
+    try:
+        builder = tfds.builder(f"lgg_mri/{args.config}", data_dir=args.data_dir)
+        split = "+".join(sorted(builder.info.splits)) if builder.is_prepared() else "train"
+        examples = load_split(split, args.data_dir, args.config)
+    except DatasetNotBuiltError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    truths: dict[str, list] = {}
+    round_trips: dict[str, list] = {}
+    for example in examples.as_numpy_iterator():
+        patient = example["patient_id"].decode()
+        small = prepare_mask(example["mask"], args.image_size)
+        back = tf.image.resize(small, (NATIVE, NATIVE), method="bilinear").numpy()[..., 0] > 0.5
+        truths.setdefault(patient, []).append(example["mask"][..., 0] > 0)
+        round_trips.setdefault(patient, []).append(back)
+    truth = {p: np.stack(v) for p, v in truths.items()}
+    best = {p: np.stack(v) for p, v in round_trips.items()}
+    worst = min(mean_patient_dice({p: truth[p]}, {p: best[p]}) for p in truth)
+    print(f"{args.image_size}px input, {len(truth)} patients: best possible per-patient Dice "
+          f"mean {mean_patient_dice(truth, best):.4f}, worst patient {worst:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
