@@ -42,9 +42,9 @@ def parse_args(argv):
                         help="TFDS split for early stopping, model choice and inference settings (default validation)")
     parser.add_argument("--test-split", default="test",
                         help="the split evaluate.py scores by default; never read here (default test)")
-    parser.add_argument("--epochs", type=int, default=25, help="epochs at most (default 25)")
+    parser.add_argument("--epochs", type=int, default=40, help="epochs at most (default 40)")
     parser.add_argument("--batch-size", type=int, help="override the configuration's batch size")
-    parser.add_argument("--patience", type=int, default=8, help="early-stopping patience (default 8)")
+    parser.add_argument("--patience", type=int, default=12, help="early-stopping patience (default 12)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="default",
