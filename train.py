@@ -5,8 +5,8 @@
     python train.py --dataset lgg_mri/kaggle_3m_folds --train-split fold2+fold3+fold4+fold5+fold6+fold7+fold8 \
         --validation-split fold9 --test-split fold0+fold1   # one round of patient cross-validation
 
-Writes to --out (default runs/train/<dataset config>-<best|default>): model.keras (best
-validation Dice, never half-written), config.json (all it takes to reproduce the run and to
+Writes to --out (default runs/train/<dataset config>-<best|default>): model.keras (lowest
+validation loss, never half-written), config.json (all it takes to reproduce the run and to
 evaluate it), inference.json (threshold, 3D clean-up and flip averaging chosen on the validation
 patients; see tuning/inference.py), history.csv, training_curves.png, tensorboard/. Killed and re-run with the same
 --out, it resumes from the last finished epoch.

@@ -30,15 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import tensorflow as tf
-    import tensorflow_datasets as tfds
-
     from brainmri_tfds import DatasetNotBuiltError, load_split, prepare_mask
     from tuning.inference import NATIVE, mean_patient_dice
 
     try:
-        builder = tfds.builder(f"lgg_mri/{args.config}", data_dir=args.data_dir)
-        split = "+".join(sorted(builder.info.splits)) if builder.is_prepared() else "train"
-        examples = load_split(split, args.data_dir, args.config)
+        examples = load_split("all", args.data_dir, args.config)
     except DatasetNotBuiltError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
