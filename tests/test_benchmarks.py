@@ -32,3 +32,15 @@ def test_resolution_ceiling_is_perfect_at_native_size_and_lower_below(synthetic_
 
     assert ceiling(256) == 1.0
     assert 0.5 < ceiling(32) < ceiling(128) < 1.0
+
+
+def test_intensity_spread_names_the_dimmest_and_brightest_patients(synthetic_data_dir, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from intensity_spread import main
+
+    assert main(["--data-dir", synthetic_data_dir, "--config", "synthetic"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("20 patients") and len(lines) == 4
+    for line in lines[1:]:
+        low, high = float(line.split("(")[0].split()[-1]), float(line.split("..")[1].split("(")[0])
+        assert 1 <= low <= high <= 255
