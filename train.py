@@ -44,6 +44,9 @@ def parse_args(argv):
                         help="the split evaluate.py scores by default; never read here (default test)")
     parser.add_argument("--epochs", type=int, default=40, help="epochs at most (default 40)")
     parser.add_argument("--batch-size", type=int, help="override the configuration's batch size")
+    parser.add_argument("--tumour-share", type=float,
+                        help="oversample tumour slices to this share of each epoch (0 = as the split has them; "
+                             "default: the configuration's)")
     parser.add_argument("--patience", type=int, default=12, help="early-stopping patience (default 12)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -90,6 +93,8 @@ def resolve(args, parser) -> tuple[dict, DataSettings, str]:
         config = UNetConfig.from_values(values)
         if args.batch_size:
             config = dataclasses.replace(config, batch_size=args.batch_size)
+        if args.tumour_share is not None:
+            config = dataclasses.replace(config, tumour_share=args.tumour_share)
         data = DataSettings.from_json(data_json, args.data_dir)
     except (ValueError, KeyError) as err:
         parser.error(str(err))
@@ -118,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         global_batch = config.batch_size * strategy.num_replicas_in_sync
         whole_batches = strategy.num_replicas_in_sync > 1  # no replica may get an empty share
         train = pipeline.batch(data.slices(args.train_split, seed=args.seed), global_batch,
-                               augment=not args.no_augment, seed=args.seed, drop_remainder=whole_batches)
+                               augment=not args.no_augment, seed=args.seed, drop_remainder=whole_batches,
+                               tumour_share=config.tumour_share)
         validation = pipeline.batch(data.slices(args.validation_split), global_batch, drop_remainder=whole_batches)
     except DatasetNotBuiltError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -192,11 +192,37 @@ def make_dataset(
     return batch(dataset, batch_size, augment=augment, seed=seed)
 
 
+def has_tumour(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Whether a slice's mask marks any pixel."""
+    return tf.reduce_max(mask) > 0
+
+
+def oversample_tumour(dataset: tf.data.Dataset, tumour_share: float, seed: int = 0) -> tf.data.Dataset:
+    """Unbatched (image, mask) pairs -> as many pairs, drawn so that `tumour_share` of them (in
+    expectation) show tumour: tumour slices repeat and slices without tumour are left out at random
+    as needed. Each pass reshuffles the input, so a later epoch draws other slices. A split without
+    any tumour slice, or without any clear slice, is returned as it is (there is nothing to mix)."""
+    if not 0.0 < tumour_share < 1.0:
+        raise ValueError(f"tumour_share must be between 0 and 1, got {tumour_share}")
+    counts = dataset.reduce(tf.constant([0, 0], tf.int64), lambda count, pair: count + tf.one_hot(
+        tf.cast(has_tumour(*pair), tf.int32), 2, dtype=tf.int64))
+    clear, tumour = (int(n) for n in counts.numpy())
+    if not clear or not tumour:
+        return dataset
+    streams = [dataset.filter(has_tumour).repeat(),
+               dataset.filter(lambda image, mask: tf.logical_not(has_tumour(image, mask))).repeat()]
+    mixed = tf.data.Dataset.sample_from_datasets(streams, [tumour_share, 1.0 - tumour_share], seed=seed)
+    return mixed.take(clear + tumour)
+
+
 def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed: int = 0,
-          drop_remainder: bool = False) -> tf.data.Dataset:
-    """Unbatched (image, mask) pairs -> batches, augmented if asked, prefetched. `drop_remainder`
-    leaves out a last partial batch (tf.distribute hands the slices of a partial batch to the
-    first replicas, so a later one can get none, which batch norm cannot take)."""
+          drop_remainder: bool = False, tumour_share: float = 0.0) -> tf.data.Dataset:
+    """Unbatched (image, mask) pairs -> batches, augmented if asked, prefetched. `tumour_share`
+    oversamples tumour slices to that share (see `oversample_tumour`; 0 keeps the split's own).
+    `drop_remainder` leaves out a last partial batch (tf.distribute hands the slices of a partial
+    batch to the first replicas, so a later one can get none, which batch norm cannot take)."""
+    if tumour_share:
+        dataset = oversample_tumour(dataset, tumour_share, seed)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if augment:
         dataset = dataset.map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)

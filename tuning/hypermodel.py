@@ -35,6 +35,7 @@ class UNetConfig:
     learning_rate: float = 1e-3
     loss: str = "bce_dice"
     batch_size: int = 16
+    tumour_share: float = 0.0  # oversample tumour slices to this share of each epoch (0: as the split has them)
 
     def architecture(self) -> dict:
         """The keyword arguments of `build_unet` besides the input shape."""
@@ -194,6 +195,7 @@ class UNetHyperModel(keras_tuner.HyperModel):
             learning_rate=hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=defaults.learning_rate),
             loss=hp.Choice("loss", LOSS_NAMES, default=defaults.loss),
             batch_size=hp.Choice("batch_size", BATCH_SIZES, default=defaults.batch_size),
+            tumour_share=hp.Fixed("tumour_share", defaults.tumour_share),
         )
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
@@ -204,8 +206,8 @@ class UNetHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, x, *args, validation_data=None, **kwargs):
         """`x` and `validation_data` are unbatched datasets; batching here is how batch size is tuned
         (Keras ignores `fit(batch_size=...)` for a dataset)."""
-        batch_size = hp.get("batch_size")
-        x = pipeline.batch(x, batch_size, augment=self.augment, seed=self.seed)
+        config = self.declare(hp)
+        x = pipeline.batch(x, config.batch_size, augment=self.augment, seed=self.seed, tumour_share=config.tumour_share)
         if validation_data is not None:
-            validation_data = pipeline.batch(validation_data, batch_size)
+            validation_data = pipeline.batch(validation_data, config.batch_size)
         return model.fit(x, *args, validation_data=validation_data, **kwargs)
