@@ -91,3 +91,34 @@ def test_augmentation_can_show_a_patient_without_pre_and_post_contrast(rate):
     same = np.all(np.abs(channels[..., 0] - channels[..., 1]) < 1e-6, axis=(1, 2)) & np.all(
         np.abs(channels[..., 2] - channels[..., 1]) < 1e-6, axis=(1, 2))
     assert same.all() if rate == 1.0 else not same.any()
+
+
+def _numbered_slices(n: int, tumour: int) -> tf.data.Dataset:
+    """n slices whose image holds their number; the first `tumour` of them have a one-pixel mask."""
+    masks = np.zeros((n, 4, 4, 1), np.float32)
+    masks[:tumour, 1, 1] = 1.0
+    images = np.arange(n, dtype=np.float32)[:, None, None, None] * np.ones((n, 4, 4, 1), np.float32)
+    return tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(n, seed=0)
+
+
+def test_oversampling_shows_tumour_at_the_asked_share_in_epochs_of_the_same_length():
+    epochs = pipeline.batch(_numbered_slices(400, 80), 400, tumour_share=0.5, seed=3)
+    drawn = []
+    for images, masks in epochs.take(1).repeat(3):
+        shown = tf.reduce_max(masks, axis=[1, 2, 3]).numpy() > 0
+        assert len(shown) == 400
+        assert 0.43 < shown.mean() < 0.57  # the split itself has 0.2
+        drawn.append(set(images.numpy()[~shown, 0, 0, 0].astype(int)))
+        assert drawn[-1] <= set(range(80, 400))  # clear slices are the split's own
+    assert drawn[0] != drawn[1]  # each epoch leaves out other clear slices
+
+
+def test_oversampling_leaves_a_split_without_tumour_as_it_is():
+    epoch = [float(i[0, 0, 0]) for i, _ in pipeline.oversample_tumour(_numbered_slices(30, 0), 0.5)]
+    assert sorted(epoch) == list(range(30))
+
+
+@pytest.mark.parametrize("share", [1.0, -0.2])
+def test_oversampling_share_must_be_a_fraction(share):
+    with pytest.raises(ValueError, match="tumour_share"):
+        pipeline.oversample_tumour(_numbered_slices(10, 5), share)
