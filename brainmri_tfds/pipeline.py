@@ -5,7 +5,7 @@
 gives batches of `(image float32 [B, S, S, C] in [0, 1], mask float32 [B, S, S, 1] in {0, 1})`:
 decode -> per-patient normalisation (see `brainmri_tfds.normalization`; one extra pass over the split
 reads each patient's intensity histogram) -> resize (bilinear image, nearest mask) -> cache (uint8)
--> shuffle -> batch -> augment -> prefetch.
+-> shuffle -> [oversample tumour slices] -> batch -> augment -> prefetch.
 Augmentation runs on whole batches (each slice still gets its own random transform), which is
 several times faster on a CPU than slice by slice.
 """
@@ -152,11 +152,13 @@ def make_dataset(
     shuffle: bool | None = None,
     seed: int = 0,
     normalization: str = "patient",
+    tumour_share: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of (image, mask) for Keras; `shuffle` defaults to True for 'train' only.
 
     `normalization` is 'patient' (each patient's channels scaled to a common brightness, see
-    `brainmri_tfds.normalization`) or 'none' (the uint8 values as they are).
+    `brainmri_tfds.normalization`) or 'none' (the uint8 values as they are). `tumour_share`
+    oversamples tumour slices (see `oversample_tumour`; 0, the default, keeps the split's share).
 
     `batch_size=None` gives the prepared, cached, shuffled slices unbatched, for a caller that
     batches them itself with `batch()` (as the tuner does to search over batch size).
@@ -186,10 +188,10 @@ def make_dataset(
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if batch_size is None:
-        if augment:
-            raise ValueError("augment needs a batch_size: augmentation runs on batches")
+        if augment or tumour_share:
+            raise ValueError("augment and tumour_share need a batch_size: they run in batch()")
         return dataset
-    return batch(dataset, batch_size, augment=augment, seed=seed)
+    return batch(dataset, batch_size, augment=augment, seed=seed, tumour_share=tumour_share)
 
 
 def has_tumour(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
