@@ -45,8 +45,8 @@ def parse_args(argv):
     parser.add_argument("--epochs", type=int, default=40, help="epochs at most (default 40)")
     parser.add_argument("--batch-size", type=int, help="override the configuration's batch size")
     parser.add_argument("--tumour-share", type=float,
-                        help="oversample tumour slices to this share of each epoch (0 = as the split has them; "
-                             "default: the configuration's)")
+                        help="oversample tumour slices to this share of each epoch; 0 = as the split has them "
+                             "(default: the configuration's, 0.5 unless best_hparams.json says otherwise)")
     parser.add_argument("--patience", type=int, default=12, help="early-stopping patience (default 12)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -23,7 +23,7 @@ def test_default_hyperparameter_values():
         "learning_rate": 1e-3,
         "loss": "bce_dice",
         "batch_size": 16,
-        "tumour_share": 0.0,
+        "tumour_share": 0.5,
     }
 
 

@@ -35,7 +35,9 @@ class UNetConfig:
     learning_rate: float = 1e-3
     loss: str = "bce_dice"
     batch_size: int = 16
-    tumour_share: float = 0.0  # oversample tumour slices to this share of each epoch (0: as the split has them)
+    # Oversample tumour slices to this share of each epoch (0: as the split has them, 1/3 in the dev data).
+    # 0.5 raised cross-validated per-patient Dice from 0.636 to 0.713 (benchmarks/RESULTS.md).
+    tumour_share: float = 0.5
 
     def architecture(self) -> dict:
         """The keyword arguments of `build_unet` besides the input shape."""
