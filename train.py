@@ -49,6 +49,9 @@ def parse_args(argv):
                              "(default: the configuration's, 0.5 unless best_hparams.json says otherwise)")
     parser.add_argument("--patience", type=int, default=12, help="early-stopping patience (default 12)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--augment-strength", type=float,
+                        help="scale the augmentation's rotation (+-18 degrees), zoom (+-10%%) and brightness/contrast "
+                             "(+-10%%) ranges by this (default: the configuration's, 1 unless best_hparams.json says otherwise)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="default",
                         help="tf.distribute strategy: default (one device) or mirrored (every local GPU, "
@@ -95,6 +98,8 @@ def resolve(args, parser) -> tuple[dict, DataSettings, str]:
             config = dataclasses.replace(config, batch_size=args.batch_size)
         if args.tumour_share is not None:
             config = dataclasses.replace(config, tumour_share=args.tumour_share)
+        if args.augment_strength is not None:
+            config = dataclasses.replace(config, augment_strength=args.augment_strength)
         data = DataSettings.from_json(data_json, args.data_dir)
     except (ValueError, KeyError) as err:
         parser.error(str(err))
@@ -124,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         whole_batches = strategy.num_replicas_in_sync > 1  # no replica may get an empty share
         train = pipeline.batch(data.slices(args.train_split, seed=args.seed), global_batch,
                                augment=not args.no_augment, seed=args.seed, drop_remainder=whole_batches,
-                               tumour_share=config.tumour_share)
+                               tumour_share=config.tumour_share, augment_strength=config.augment_strength)
         validation = pipeline.batch(data.slices(args.validation_split), global_batch, drop_remainder=whole_batches)
     except DatasetNotBuiltError as err:
         print(f"error: {err}", file=sys.stderr)

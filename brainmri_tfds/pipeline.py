@@ -85,19 +85,23 @@ def prepare_mask(mask: tf.Tensor, image_size: int) -> tf.Tensor:
     return tf.cast(mask, tf.float32)
 
 
+# Augmentation ranges at strength 1 (`augmenter(strength=...)` scales them all).
 MAX_ROTATION = 0.05  # of a full turn: +-18 degrees
 MAX_ZOOM = 0.1  # +-10%
+MAX_INTENSITY = 0.1  # brightness shift and contrast factor, +-10%
 # Kaggle's slices hold FLAIR in place of a sequence the patient lacks (2 of the 40 development
 # patients have FLAIR in all three channels); a share of training slices are shown that way.
 MISSING_SEQUENCE_RATE = 0.1
 
 
-def random_geometry(batch: int, size: int, seed: int) -> tf.Tensor:
+def random_geometry(batch: int, size: int, seed: int, strength: float = 1.0) -> tf.Tensor:
     """[batch, 8] projective transforms (output -> input pixel, as `keras.ops.image.affine_transform`
-    takes them): a random left-right flip, rotation and zoom about the image centre, composed."""
+    takes them): a random left-right flip, rotation (up to strength x MAX_ROTATION) and zoom (up to
+    strength x MAX_ZOOM) about the image centre, composed."""
+    rotation, zoom_range = MAX_ROTATION * strength, MAX_ZOOM * strength
     flip = tf.where(tf.random.uniform((batch,), seed=seed) < 0.5, -1.0, 1.0)
-    angle = tf.random.uniform((batch,), -MAX_ROTATION, MAX_ROTATION, seed=seed + 1) * 2.0 * math.pi
-    zoom = 1.0 + tf.random.uniform((batch,), -MAX_ZOOM, MAX_ZOOM, seed=seed + 2)
+    angle = tf.random.uniform((batch,), -rotation, rotation, seed=seed + 1) * 2.0 * math.pi
+    zoom = 1.0 + tf.random.uniform((batch,), -zoom_range, zoom_range, seed=seed + 2)
     cos, sin = tf.cos(angle) * zoom, tf.sin(angle) * zoom
     a0, a1, b0, b1 = cos * flip, -sin, sin * flip, cos
     centre = (size - 1) / 2.0
@@ -106,20 +110,23 @@ def random_geometry(batch: int, size: int, seed: int) -> tf.Tensor:
     return tf.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=1)
 
 
-def augmenter(seed: int, missing_sequence_rate: float = MISSING_SEQUENCE_RATE):
+def augmenter(seed: int, missing_sequence_rate: float = MISSING_SEQUENCE_RATE, strength: float = 1.0):
     """Random flip, small rotation and zoom (image and mask together, one warp); for three-channel
     input, FLAIR copied over the other two sequences in `missing_sequence_rate` of the slices, as
-    Kaggle stores a patient without them; then intensity jitter."""
+    Kaggle stores a patient without them; then intensity jitter. `strength` scales the rotation,
+    zoom and intensity ranges (1: MAX_ROTATION, MAX_ZOOM, MAX_INTENSITY)."""
     import keras
 
+    if not 0.0 < strength <= 4.0:
+        raise ValueError(f"augmentation strength must be in (0, 4], got {strength}")
     intensity = keras.Sequential([
-        keras.layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
-        keras.layers.RandomContrast(0.1, seed=seed + 4),
+        keras.layers.RandomBrightness(MAX_INTENSITY * strength, value_range=(0.0, 1.0), seed=seed + 3),
+        keras.layers.RandomContrast(MAX_INTENSITY * strength, seed=seed + 4),
     ])
 
     def augment(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         n = tf.shape(image)[-1]
-        transform = random_geometry(tf.shape(image)[0], image.shape[1], seed)
+        transform = random_geometry(tf.shape(image)[0], image.shape[1], seed, strength)
         moved = keras.ops.image.affine_transform(tf.concat([image, mask], axis=-1), transform,
                                                  interpolation="bilinear", fill_mode="constant")
         image, mask = moved[..., :n], moved[..., n:]
@@ -218,8 +225,9 @@ def oversample_tumour(dataset: tf.data.Dataset, tumour_share: float, seed: int =
 
 
 def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed: int = 0,
-          drop_remainder: bool = False, tumour_share: float = 0.0) -> tf.data.Dataset:
-    """Unbatched (image, mask) pairs -> batches, augmented if asked, prefetched. `tumour_share`
+          drop_remainder: bool = False, tumour_share: float = 0.0, augment_strength: float = 1.0) -> tf.data.Dataset:
+    """Unbatched (image, mask) pairs -> batches, augmented if asked (`augment_strength` scales the
+    ranges, see `augmenter`), prefetched. `tumour_share`
     oversamples tumour slices to that share (see `oversample_tumour`; 0 keeps the split's own).
     `drop_remainder` leaves out a last partial batch (tf.distribute hands the slices of a partial
     batch to the first replicas, so a later one can get none, which batch norm cannot take)."""
@@ -227,5 +235,5 @@ def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed
         dataset = oversample_tumour(dataset, tumour_share, seed)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if augment:
-        dataset = dataset.map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(augmenter(seed, strength=augment_strength), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -24,6 +24,7 @@ def test_default_hyperparameter_values():
         "loss": "bce_dice",
         "batch_size": 16,
         "tumour_share": 0.5,
+        "augment_strength": 1.0,
     }
 
 

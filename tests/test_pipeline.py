@@ -57,11 +57,16 @@ def test_augmentation_moves_image_and_mask_together():
     assert set(np.unique(augmented_masks.numpy())) <= {0.0, 1.0}
 
 
-def test_random_geometry_flips_rotates_and_zooms_about_the_centre():
-    transforms = pipeline.random_geometry(256, 64, seed=3).numpy()
+@pytest.mark.parametrize("strength", [1.0, 2.0])
+def test_random_geometry_flips_rotates_and_zooms_about_the_centre(strength):
+    transforms = pipeline.random_geometry(256, 64, seed=3, strength=strength).numpy()
     linear = transforms[:, [0, 1, 3, 4]].reshape(-1, 2, 2)
     zoom = np.sqrt(np.abs(np.linalg.det(linear)))
-    assert ((1 - pipeline.MAX_ZOOM - 1e-5 <= zoom) & (zoom <= 1 + pipeline.MAX_ZOOM + 1e-5)).all()
+    widest = pipeline.MAX_ZOOM * strength
+    assert ((1 - widest - 1e-5 <= zoom) & (zoom <= 1 + widest + 1e-5)).all()
+    assert np.abs(zoom - 1).max() > 0.8 * widest  # the range is used, not just bounded
+    angle = np.abs(np.arctan2(linear[:, 1, 0], linear[:, 1, 1])) / (2 * np.pi)  # of a turn (flip acts on x only)
+    assert angle.max() <= pipeline.MAX_ROTATION * strength + 1e-5 and angle.max() > 0.8 * pipeline.MAX_ROTATION * strength
     flipped = np.linalg.det(linear) < 0
     assert 0.3 < flipped.mean() < 0.7  # about half are mirrored
     centre = np.array([31.5, 31.5])

@@ -31,7 +31,7 @@ def _train_args(data_dir, out, epochs=1):
 @pytest.fixture(scope="module")
 def trained(synthetic_data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    assert train.main([*_train_args(synthetic_data_dir, out), "--tumour-share", "0.5"]) == 0
+    assert train.main([*_train_args(synthetic_data_dir, out), "--tumour-share", "0.5", "--augment-strength", "2"]) == 0
     return out
 
 
@@ -41,7 +41,7 @@ def test_one_epoch_writes_model_config_history_and_curves(trained):
     assert config["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
                               "normalization": "patient"}
     assert config["hyperparameters"]["depth"] == 4 and config["seed"] == 0
-    assert config["hyperparameters"]["tumour_share"] == 0.5
+    assert config["hyperparameters"]["tumour_share"] == 0.5 and config["hyperparameters"]["augment_strength"] == 2
     assert {"tensorflow", "keras"} <= set(config["versions"])
     assert (trained / "model.keras").stat().st_size > 0
     assert "val_dice" in (trained / "history.csv").read_text().splitlines()[0]

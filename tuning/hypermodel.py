@@ -38,6 +38,7 @@ class UNetConfig:
     # Oversample tumour slices to this share of each epoch (0: as the split has them, 1/3 in the dev data).
     # 0.5 raised cross-validated per-patient Dice from 0.636 to 0.713 (benchmarks/RESULTS.md).
     tumour_share: float = 0.5
+    augment_strength: float = 1.0  # scales the augmentation's rotation, zoom and intensity ranges
 
     def architecture(self) -> dict:
         """The keyword arguments of `build_unet` besides the input shape."""
@@ -198,6 +199,7 @@ class UNetHyperModel(keras_tuner.HyperModel):
             loss=hp.Choice("loss", LOSS_NAMES, default=defaults.loss),
             batch_size=hp.Choice("batch_size", BATCH_SIZES, default=defaults.batch_size),
             tumour_share=hp.Fixed("tumour_share", defaults.tumour_share),
+            augment_strength=hp.Fixed("augment_strength", defaults.augment_strength),
         )
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
@@ -209,7 +211,8 @@ class UNetHyperModel(keras_tuner.HyperModel):
         """`x` and `validation_data` are unbatched datasets; batching here is how batch size is tuned
         (Keras ignores `fit(batch_size=...)` for a dataset)."""
         config = self.declare(hp)
-        x = pipeline.batch(x, config.batch_size, augment=self.augment, seed=self.seed, tumour_share=config.tumour_share)
+        x = pipeline.batch(x, config.batch_size, augment=self.augment, seed=self.seed, tumour_share=config.tumour_share,
+                           augment_strength=config.augment_strength)
         if validation_data is not None:
             validation_data = pipeline.batch(validation_data, config.batch_size)
         return model.fit(x, *args, validation_data=validation_data, **kwargs)
