@@ -160,12 +160,14 @@ def make_dataset(
     seed: int = 0,
     normalization: str = "patient",
     tumour_share: float = 0.0,
+    augment_strength: float = 1.0,
 ) -> tf.data.Dataset:
     """Batches of (image, mask) for Keras; `shuffle` defaults to True for 'train' only.
 
     `normalization` is 'patient' (each patient's channels scaled to a common brightness, see
     `brainmri_tfds.normalization`) or 'none' (the uint8 values as they are). `tumour_share`
-    oversamples tumour slices (see `oversample_tumour`; 0, the default, keeps the split's share).
+    oversamples tumour slices (see `oversample_tumour`; 0, the default, keeps the split's share);
+    `augment_strength` scales the augmentation's ranges (see `augmenter`).
 
     `batch_size=None` gives the prepared, cached, shuffled slices unbatched, for a caller that
     batches them itself with `batch()` (as the tuner does to search over batch size).
@@ -198,7 +200,8 @@ def make_dataset(
         if augment or tumour_share:
             raise ValueError("augment and tumour_share need a batch_size: they run in batch()")
         return dataset
-    return batch(dataset, batch_size, augment=augment, seed=seed, tumour_share=tumour_share)
+    return batch(dataset, batch_size, augment=augment, seed=seed, tumour_share=tumour_share,
+                 augment_strength=augment_strength)
 
 
 def has_tumour(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
