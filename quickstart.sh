@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole job on the built-in synthetic data: build -> short search -> train --best -> evaluate.
-# Everything goes under runs/ (the dataset in runs/tfds). About 6-8 minutes on a 2-core CPU.
+# Everything goes under runs/ (the dataset in runs/tfds). About 5 minutes on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")"
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
