@@ -93,13 +93,10 @@ def resolve(args, parser) -> tuple[dict, DataSettings, str]:
                  "normalization": args.normalization}
     data_json = {**data_json, **{k: v for k, v in overrides.items() if v is not None}}
     try:
-        config = UNetConfig.from_values(values)
-        if args.batch_size:
-            config = dataclasses.replace(config, batch_size=args.batch_size)
-        if args.tumour_share is not None:
-            config = dataclasses.replace(config, tumour_share=args.tumour_share)
-        if args.augment_strength is not None:
-            config = dataclasses.replace(config, augment_strength=args.augment_strength)
+        recipe = {"batch_size": args.batch_size or None, "tumour_share": args.tumour_share,
+                  "augment_strength": args.augment_strength}
+        config = dataclasses.replace(UNetConfig.from_values(values),
+                                     **{k: v for k, v in recipe.items() if v is not None})
         data = DataSettings.from_json(data_json, args.data_dir)
     except (ValueError, KeyError) as err:
         parser.error(str(err))
