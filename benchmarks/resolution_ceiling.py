@@ -5,7 +5,8 @@
 Takes every true mask down to --image-size as training does (nearest), back up to the native
 256x256 as evaluate.py does (bilinear, threshold 0.5), and scores it against the original with
 evaluate.py's per-patient Dice. A perfect model at that size scores this; the gap to 1.0 is what
-the input size alone costs. Reads a built `lgg_mri` config (default kaggle_3m: all its splits).
+the input size alone costs. Also prints how many slices show tumour. Reads a built `lgg_mri`
+config (default kaggle_3m: all its splits).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     truth = {p: np.stack(v) for p, v in truths.items()}
     best = {p: np.stack(v) for p, v in round_trips.items()}
     worst = min(mean_patient_dice({p: truth[p]}, {p: best[p]}) for p in truth)
+    slices = [s for volume in truth.values() for s in volume]
+    print(f"{len(slices):,} slices of {len(truth)} patients, {sum(s.any() for s in slices):,} showing tumour")
     print(f"{args.image_size}px input, {len(truth)} patients: best possible per-patient Dice "
           f"mean {mean_patient_dice(truth, best):.4f}, worst patient {worst:.4f}")
     return 0

@@ -32,6 +32,10 @@ def test_resolution_ceiling_is_perfect_at_native_size_and_lower_below(synthetic_
 
     assert ceiling(256) == 1.0
     assert 0.5 < ceiling(32) < ceiling(128) < 1.0
+    assert main(["--data-dir", synthetic_data_dir, "--config", "synthetic", "--image-size", "256"]) == 0
+    counts = capsys.readouterr().out.strip().splitlines()[-2]
+    total, tumour = int(counts.split()[0].replace(",", "")), int(counts.split(", ")[1].split()[0].replace(",", ""))
+    assert " slices of 20 patients, " in counts and 0 < tumour < total
 
 
 def test_intensity_spread_names_the_dimmest_and_brightest_patients(synthetic_data_dir, capsys):
