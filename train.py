@@ -52,6 +52,9 @@ def parse_args(argv):
     parser.add_argument("--augment-strength", type=float,
                         help="scale the augmentation's rotation (+-18 degrees), zoom (+-10%%) and brightness/contrast "
                              "(+-10%%) ranges by this (default: the configuration's, 1 unless best_hparams.json says otherwise)")
+    parser.add_argument("--ema-momentum", type=float,
+                        help="validate, keep and save a moving average of the weights with this momentum, e.g. 0.99; "
+                             "0 = the raw weights (default: the configuration's, 0 unless best_hparams.json says otherwise)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="default",
                         help="tf.distribute strategy: default (one device) or mirrored (every local GPU, "
@@ -94,7 +97,7 @@ def resolve(args, parser) -> tuple[dict, DataSettings, str]:
     data_json = {**data_json, **{k: v for k, v in overrides.items() if v is not None}}
     try:
         recipe = {"batch_size": args.batch_size or None, "tumour_share": args.tumour_share,
-                  "augment_strength": args.augment_strength}
+                  "augment_strength": args.augment_strength, "ema_momentum": args.ema_momentum}
         config = dataclasses.replace(UNetConfig.from_values(values),
                                      **{k: v for k, v in recipe.items() if v is not None})
         data = DataSettings.from_json(data_json, args.data_dir)
@@ -155,13 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     keras.utils.set_random_seed(args.seed)
     with strategy.scope():
         model = compile_unet(build_unet(data.image_size, data.n_channels, **config.architecture(), precision=precision),
-                             config.learning_rate, config.loss)
+                             config.learning_rate, config.loss, config.ema_momentum)
     print(f"training {model.name} ({model.count_params():,} parameters) on {data.dataset} "
           f"{data.image_size}px/{data.channels}/{data.normalization} normalisation in {precision}, {strategy.num_replicas_in_sync} replica(s) x batch "
           f"{config.batch_size} -> {out}", flush=True)
     try:
         model.fit(train, validation_data=validation, epochs=args.epochs,
-                  callbacks=training_callbacks(out, args.patience), verbose=2)
+                  callbacks=training_callbacks(out, args.patience, config.ema_momentum), verbose=2)
     except KeyboardInterrupt:
         print(f"\ninterrupted: rerun the same command to resume from the last finished epoch ({out})",
               file=sys.stderr)

@@ -25,6 +25,7 @@ def test_default_hyperparameter_values():
         "batch_size": 16,
         "tumour_share": 0.5,
         "augment_strength": 1.0,
+        "ema_momentum": 0.0,
     }
 
 
@@ -134,3 +135,29 @@ def test_fused_batch_norm_matches_keras_batch_norm(precision):
         assert np.abs(a - b).max() < tolerance * max(1.0, np.abs(b).max())
     assert np.allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), atol=1e-3)
     assert np.allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=2e-2)
+
+
+@pytest.mark.parametrize("ema_momentum", [0.0, 0.9])
+def test_kept_model_is_the_one_validation_scored(tmp_path, ema_momentum):
+    """With a moving average of the weights, validation, the kept model.keras and the final
+    validation loss all use the average, not the raw weights."""
+    from tuning.hypermodel import compile_unet
+    from tuning.training import read_history, training_callbacks
+
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 16, 16, 1), np.float32)
+    y = (x > 0.5).astype(np.float32)
+    keras.utils.set_random_seed(0)
+    model = compile_unet(build_unet(16, 1, depth=1, base_filters=2, dropout=0.0), 1e-2, "bce_dice", ema_momentum)
+    model.fit(x, y, batch_size=4, validation_data=(x, y), epochs=3, verbose=0,
+              callbacks=training_callbacks(tmp_path, patience=5, ema_momentum=ema_momentum))
+    best = json.loads((tmp_path / "model.best.json").read_text())
+    assert best["score"] == min(read_history(tmp_path)["val_loss"])
+    kept = keras.saving.load_model(tmp_path / "model.keras")
+    assert kept.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)["loss"] == pytest.approx(best["score"], rel=1e-4)
+    assert (kept.optimizer.use_ema is True) == (ema_momentum > 0)
+
+
+def test_ema_momentum_must_be_below_one():
+    with pytest.raises(ValueError, match="ema_momentum"):
+        UNetConfig(ema_momentum=1.0)

@@ -31,7 +31,8 @@ def _train_args(data_dir, out, epochs=1):
 @pytest.fixture(scope="module")
 def trained(synthetic_data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    assert train.main([*_train_args(synthetic_data_dir, out), "--tumour-share", "0.5", "--augment-strength", "2"]) == 0
+    assert train.main([*_train_args(synthetic_data_dir, out), "--tumour-share", "0.5", "--augment-strength", "2",
+                       "--ema-momentum", "0.9"]) == 0
     return out
 
 
@@ -42,6 +43,7 @@ def test_one_epoch_writes_model_config_history_and_curves(trained):
                               "normalization": "patient"}
     assert config["hyperparameters"]["depth"] == 4 and config["seed"] == 0
     assert config["hyperparameters"]["tumour_share"] == 0.5 and config["hyperparameters"]["augment_strength"] == 2
+    assert config["hyperparameters"]["ema_momentum"] == 0.9
     assert {"tensorflow", "keras"} <= set(config["versions"])
     assert (trained / "model.keras").stat().st_size > 0
     assert "val_dice" in (trained / "history.csv").read_text().splitlines()[0]

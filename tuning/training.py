@@ -16,6 +16,7 @@ from pathlib import Path
 
 import keras
 
+from tuning.hypermodel import ema_callbacks
 from tuning.settings import write_json
 
 # Validation loss, not validation Dice, picks the model, cuts the learning rate and stops early: on
@@ -47,10 +48,12 @@ class KeepBestModel(keras.callbacks.Callback):
                                  "val_dice": float(logs.get("val_dice", float("nan")))})
 
 
-def training_callbacks(out: Path, patience: int) -> list[keras.callbacks.Callback]:
-    """Best-model keeping, resume, history, TensorBoard, LR reduction and early stopping."""
+def training_callbacks(out: Path, patience: int, ema_momentum: float = 0.0) -> list[keras.callbacks.Callback]:
+    """Best-model keeping, resume, history, TensorBoard, LR reduction and early stopping; with
+    `ema_momentum`, all but the resume state see the weights' moving average."""
     return [
-        keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=True),
+        keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=True),  # the raw weights
+        *ema_callbacks(ema_momentum),
         KeepBestModel(out / "model.keras"),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard")),
