@@ -63,13 +63,13 @@ def parse_args(argv):
     return args
 
 
-def build(manual_dir: str, data_dir: str) -> float:
-    """Builds lgg_mri/kaggle_3m_folds unless already built; returns the seconds it took."""
+def build(manual_dir: str, data_dir: str, config: str = CONFIG) -> float:
+    """Builds lgg_mri/<config> (default kaggle_3m_folds) unless already built; returns the seconds it took."""
     import tensorflow_datasets as tfds
 
     import brainmri_tfds  # noqa: F401  (registers lgg_mri)
 
-    builder = tfds.builder(f"lgg_mri/{CONFIG}", data_dir=data_dir)
+    builder = tfds.builder(f"lgg_mri/{config}", data_dir=data_dir)
     if builder.is_prepared():
         return 0.0
     start = time.perf_counter()

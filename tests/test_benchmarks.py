@@ -48,3 +48,23 @@ def test_intensity_spread_names_the_dimmest_and_brightest_patients(synthetic_dat
     for line in lines[1:]:
         low, high = float(line.split("(")[0].split()[-1]), float(line.split("..")[1].split("(")[0])
         assert 1 <= low <= high <= 255
+
+
+def test_budget_times_search_and_training_on_phantoms(tmp_path):
+    out = tmp_path / "budget"
+    command = [sys.executable, str(ROOT / "benchmarks" / "budget.py"), "--out", str(out), "--patients", "6",
+               "--slices", "3", "4", "--search-args", "--tuner random --max-trials 1 --max-epochs 1 --image-size 32",
+               "--train-args", "--epochs 1"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    written = len(list((out / "phantoms" / "kaggle_3m").rglob("*_mask.tif")))
+    assert sum(summary["slices"].values()) == written
+    assert summary["search_and_training_slices"] == summary["slices"]["train"] + summary["slices"]["validation"]
+    assert summary["search_seconds"] > 0 and summary["train_seconds"] > 0
+    assert summary["resumed"] == {"search": False, "train": False}
+    assert summary["best_hyperparameters"]["depth"] in (2, 3, 4, 5)
+
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "already measured" in again.stdout

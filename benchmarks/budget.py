@@ -1,0 +1,115 @@
+"""Benchmark: wall time of the default `tuning/search.py` + `train.py --best` on Kaggle-sized data.
+
+    python benchmarks/budget.py                    # 110 phantom patients, 20-52 slices each, as Kaggle's 3,929
+    python benchmarks/budget.py --patients 6 --slices 3 4 --search-args "--max-epochs 1" --train-args "--epochs 1"
+
+Issue 5's budget: the whole search and training on about 80 patients' worth of slices (~2,900)
+must fit in 2 hours on a 2-core CPU. The real dev data has only 40 patients, so this writes
+phantom patients (`brainmri_tfds.synthetic`) with Kaggle's patient and slice counts in Kaggle's
+layout, builds `lgg_mri/kaggle_3m` from them (the patient-level train/validation/test split the
+user gets), and times the two commands a user types, with their defaults. The compute per epoch
+is that of real slices (same size, same model); early stopping may end trials sooner or later
+than on real patients. Writes --out/summary.json: slices per split and the seconds of each step.
+
+Re-running after an interruption resumes: the phantoms and the build are kept, the search keeps
+its finished trials and training resumes from its last finished epoch; summary.json then says
+which steps were resumed (their seconds cover only the resumed part). Once summary.json is
+written, re-running prints it; delete --out to measure again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the checkout's packages come first
+
+from real_data import build, run  # noqa: E402  (benchmarks/ is the script's folder)
+
+KAGGLE_PATIENTS = 110
+KAGGLE_SLICES = (20, 52)  # drawn uniformly: about 36 per patient, 3,929 / 110 in Kaggle's data
+PROJECT = "budget"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="runs/budget", help="output folder (default runs/budget)")
+    parser.add_argument("--patients", type=int, default=KAGGLE_PATIENTS,
+                        help=f"phantom patients (default {KAGGLE_PATIENTS}, as Kaggle's)")
+    parser.add_argument("--slices", type=int, nargs=2, default=KAGGLE_SLICES, metavar=("MIN", "MAX"),
+                        help=f"slices per patient, drawn in [MIN, MAX] (default {KAGGLE_SLICES[0]} {KAGGLE_SLICES[1]})")
+    parser.add_argument("--search-args", default="", help="extra flags for tuning/search.py, quoted (default none)")
+    parser.add_argument("--train-args", default="", help="extra flags for train.py, quoted (default none)")
+    args = parser.parse_args(argv)
+    if args.patients < 3 or not 1 <= args.slices[0] <= args.slices[1]:
+        parser.error("--patients must be >= 3 (one per split) and --slices MIN MAX must satisfy 1 <= MIN <= MAX")
+    return args
+
+
+def write_phantoms(folder: Path, patients: int, slices: tuple[int, int]) -> None:
+    """Writes the phantom download once; a folder left half-written by a kill is written again."""
+    from brainmri_tfds import synthetic
+
+    done = folder / ".complete"
+    if done.is_file():
+        return
+    print(f"writing {patients} phantom patients to {folder}", flush=True)
+    synthetic.write_patients(folder, patients, seed=0, slices=slices)
+    done.write_text(json.dumps({"patients": patients, "slices": list(slices)}) + "\n")
+
+
+def slices_per_split(data_dir: str) -> dict[str, int]:
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder("lgg_mri/kaggle_3m", data_dir=data_dir)
+    return {name: info.num_examples for name, info in builder.info.splits.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out).resolve()
+    if (out / "summary.json").is_file():
+        print(f"already measured (delete {out} to measure again):\n{(out / 'summary.json').read_text()}")
+        return 0
+    phantoms, data_dir, tuning = out / "phantoms", str(out / "tfds"), out / "tuning"
+    resumed = {"search": (tuning / PROJECT).is_dir(), "train": (out / "train").is_dir()}
+    write_phantoms(phantoms, args.patients, tuple(args.slices))
+    build_s = build(str(phantoms), data_dir, "kaggle_3m")
+    splits = slices_per_split(data_dir)
+    print(f"lgg_mri/kaggle_3m: {splits}", flush=True)
+    search_s = run(["tuning/search.py", "--data-dir", data_dir, "--directory", str(tuning),
+                    "--project-name", PROJECT, *shlex.split(args.search_args)])
+    train_s = run(["train.py", "--best", "--tuning-dir", str(tuning / PROJECT), "--data-dir", data_dir,
+                   "--out", str(out / "train"), *shlex.split(args.train_args)])
+    config = json.loads((out / "train" / "config.json").read_text())
+    summary = {
+        "patients": args.patients,
+        "slices": splits,
+        "search_and_training_slices": splits["train"] + splits["validation"],
+        "build_seconds": round(build_s, 1),
+        "search_seconds": round(search_s, 1),
+        "train_seconds": round(train_s, 1),
+        "search_and_train_seconds": round(search_s + train_s, 1),
+        "resumed": resumed,
+        "best_hyperparameters": config["hyperparameters"],
+        "best_epoch": config.get("best_epoch"),
+        "search_args": args.search_args,
+        "train_args": args.train_args,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
