@@ -2,14 +2,18 @@
 
     python evaluate.py --model runs/train/X/model.keras            # the test split it was trained for
     python evaluate.py --model M --input DIR_OR_ZIP                # new cases in Kaggle's layout
+    python evaluate.py --model A/model.keras B/model.keras         # an ensemble: probabilities averaged
 
 Image size, channels and dataset come from config.json beside the model. Predictions are made at
 the model's input size and resized up to the native 256x256, where every score is computed. How
 probabilities become masks (threshold, 3D clean-up, flip averaging; see tuning/inference.py) comes
 from inference.json beside the model, which train.py chose on validation patients; flags override
-it. Writes to --out (default: beside the model, eval-<split> or eval-input): report.json,
-dice_per_patient.png, overlays/ (best, median and worst patients and a few random slices). With
---input and no masks: predictions/<slice>_pred_mask.png (0/255, 256x256) and <slice>_overlay.png.
+it. Several models form an ensemble: each predicts as config.json beside it says, their
+probabilities are averaged, and the first model's config.json and inference.json give the split
+and the settings. Writes to --out (default: beside the (first) model, eval-<split> or eval-input):
+report.json, dice_per_patient.png, overlays/ (best, median and worst patients and a few random
+slices). With --input and no masks: predictions/<slice>_pred_mask.png (0/255, 256x256) and
+<slice>_overlay.png.
 
 Empty masks: Dice of a slice or patient with no tumour in truth and none predicted is 1.0, and 0.0
 if only one is empty; slice_dice_mean leaves out slices empty in both; hd95 uses slices with
@@ -35,7 +39,8 @@ class EvaluationError(RuntimeError):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a model.keras written by train.py")
+    parser.add_argument("--model", required=True, nargs="+",
+                        help="a model.keras written by train.py; several: an ensemble, probabilities averaged")
     parser.add_argument("--input", help="Kaggle-layout folder or zip of new patients (instead of a TFDS split)")
     parser.add_argument("--split", help="TFDS split to score, e.g. test or fold0+fold1 (default: the test split "
                                         "config.json names, else test)")
@@ -63,7 +68,7 @@ def inference_settings(args):
     from tuning.inference import InferenceSettings
     from tuning.settings import read_json
 
-    chosen = Path(args.model).parent / "inference.json"
+    chosen = Path(args.model[0]).parent / "inference.json"
     values = read_json(chosen, "inference.json")["settings"] if chosen.is_file() else {}
     flags = {"threshold": args.threshold, "keep_fraction": args.keep_fraction, "flip_average": args.flip_average}
     return InferenceSettings.from_json({**values, **{k: v for k, v in flags.items() if v is not None}})
@@ -190,16 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from brainmri_tfds import DatasetNotBuiltError, LayoutError
     from tuning.figures import dice_distribution
-    from tuning.inference import predict_patients, split_slices
+    from tuning.inference import predict_ensemble, split_slices
     from tuning.scoring import summarize
     from tuning.settings import write_json
 
     try:
         settings = inference_settings(args)
-        model, data, test_split = load_model_and_settings(args.model, args.dataset, args.data_dir)
-        split = args.split or test_split
-        slices = input_slices(args.input) if args.input else split_slices(data, split)
-        records = predict_patients(model, slices, data, settings.flip_average)
+        members = [load_model_and_settings(path, args.dataset, args.data_dir) for path in args.model]
+        data, split = members[0][1], args.split or members[0][2]
+        records = predict_ensemble([(model, model_data) for model, model_data, _ in members],
+                                   lambda: input_slices(args.input) if args.input else split_slices(data, split),
+                                   settings.flip_average)
         if not records:
             raise EvaluationError("no slices to evaluate")
     except (EvaluationError, DatasetNotBuiltError, LayoutError, FileNotFoundError, ValueError) as err:
@@ -208,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"masks: threshold {settings.threshold}, keep_fraction {settings.keep_fraction}, "
           f"flip_average {settings.flip_average}")
     masks = {p: settings.mask(r.probability) for p, r in records.items()}
-    out = Path(args.out or Path(args.model).parent / f"eval-{'input' if args.input else split.replace('+', '_')}")
+    out = Path(args.out or Path(args.model[0]).parent / f"eval-{'input' if args.input else split.replace('+', '_')}")
     out.mkdir(parents=True, exist_ok=True)
     if not all(r.has_truth for r in records.values()):
         count = write_predictions(records, masks, out)
@@ -219,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         **report,
         **settings.to_json(),
         "source": args.input or f"{data.dataset}:{split}",
-        "model": str(args.model),
+        "model": args.model[0] if len(args.model) == 1 else args.model,
     }
     write_json(out / "report.json", _clean(report))
     dice_distribution({p: s["dice"] for p, s in report["per_patient"].items()}, out / "dice_per_patient.png")

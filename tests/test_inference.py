@@ -62,3 +62,32 @@ def test_flip_average_mirrors_the_prediction_back():
     averaged = predict_probabilities(model, images, data, flip_average=True)
     assert plain[0, 128, 10] > 0.9 and plain[0, 128, 245] < 0.1
     assert np.allclose(averaged[0, 128, [10, 245]], 0.5, atol=0.05)
+
+
+class _Constant:
+    """A stand-in model that says `value` for every pixel."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def predict_on_batch(self, batch):
+        return np.full((*batch.shape[:3], 1), self.value, np.float32)
+
+
+def test_ensemble_averages_its_members_per_patient_in_slice_order():
+    from tuning.inference import predict_ensemble
+
+    rng = np.random.default_rng(0)
+    slices = [("b", 2, rng.integers(0, 255, (256, 256, 3), np.uint8), None),
+              ("a", 1, rng.integers(0, 255, (256, 256, 3), np.uint8), None),
+              ("b", 1, rng.integers(0, 255, (256, 256, 3), np.uint8), None)]
+    flair = DataSettings(dataset="lgg_mri/synthetic", image_size=8, channels="flair")
+    every = DataSettings(dataset="lgg_mri/synthetic", image_size=16, channels="all")
+    volumes = predict_ensemble([(_Constant(0.2), flair), (_Constant(0.7), every)], lambda: iter(slices),
+                               flip_average=False, progress=False)
+    assert sorted(volumes) == ["a", "b"] and volumes["b"].index == [1, 2]
+    for volume in volumes.values():
+        assert volume.probability.shape == (len(volume.index), 256, 256)
+        np.testing.assert_allclose(volume.probability, 0.45, atol=1e-3)
+    alone = predict_ensemble([(_Constant(0.2), flair)], lambda: iter(slices), flip_average=False, progress=False)
+    np.testing.assert_allclose(alone["a"].probability, 0.2, atol=1e-3)

@@ -64,6 +64,12 @@ def test_evaluate_needs_only_the_model(trained, synthetic_data_dir, tmp_path):
     overlays = list((tmp_path / "overlays").glob("*.png"))
     assert len(overlays) >= 3 and all(cv2.imread(str(p)) is not None for p in overlays)
 
+    model = str(trained / "model.keras")  # an ensemble of the model with itself scores as the model alone
+    assert evaluate.main(["--model", model, model, "--data-dir", synthetic_data_dir, "--out", str(tmp_path / "two")]) == 0
+    pair = json.loads((tmp_path / "two" / "report.json").read_text())
+    assert pair["model"] == [model, model] and pair["n_patients"] == 2
+    assert pair["volume_dice_mean"] == pytest.approx(report["volume_dice_mean"], abs=1e-3)
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("with_masks", [True, False])

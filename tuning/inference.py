@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -144,6 +144,25 @@ def predict_patients(model, slices: Iterable, data, flip_average: bool,
             print(f"\rpredicted {total} slices", end="", flush=True)
     if progress:
         print(f"\rpredicted {total} slices of {len(volumes)} patients")
+    return volumes
+
+
+def predict_ensemble(members: list[tuple], slices: Callable[[], Iterable], flip_average: bool,
+                     progress: bool = True) -> dict[str, PatientVolume]:
+    """`predict_patients` with each (model, data settings) of `members` on the same `slices()`,
+    the probabilities averaged (an ensemble; one member is the model alone). Each model sees the
+    slices prepared as it was trained (size, channels, normalisation)."""
+    volumes: dict[str, PatientVolume] = {}
+    for model, data in members:
+        predicted = predict_patients(model, slices(), data, flip_average, progress)
+        if not volumes:
+            volumes = predicted
+            continue
+        for patient, volume in predicted.items():
+            total = volumes[patient].probability_slices
+            volumes[patient].probability_slices = [a.astype(np.float32) + b for a, b in zip(total, volume.probability_slices)]
+    for volume in volumes.values():
+        volume.probability_slices = [(p / len(members)).astype(np.float16) for p in volume.probability_slices]
     return volumes
 
 
