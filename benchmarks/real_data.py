@@ -3,6 +3,7 @@
     python benchmarks/real_data.py                                   # ../shared/data, train.py defaults
     python benchmarks/real_data.py --rounds 0 -- --epochs 5          # one round, train.py flags after --
     python benchmarks/real_data.py -- --hparams runs/tuning/unet/best_hparams.json
+    python benchmarks/real_data.py --out runs/ensemble --ensemble runs/cv-a runs/cv-b   # no training
 
 Builds `lgg_mri/kaggle_3m_folds` from --manual-dir (the Kaggle zip or kaggle_3m/), then for each
 round of `brainmri_tfds.splits.cross_validation_splits` (default: 10 folds, 2 tested, 1 for
@@ -11,6 +12,10 @@ folds, twice: with the inference settings train.py chose on validation (inferenc
 plain (threshold 0.5, no clean-up, no flip averaging). Every patient is scored once, by a model
 that never saw them. Prints and writes --out/summary.json: per-patient Dice mean and median over
 all patients, per round, and the wall time of each step.
+
+--ensemble RUN... trains nothing: each round scores the ensemble of the runs' models for that
+round (`evaluate.py --model A B ...`; the first run's inference.json gives the chosen settings).
+Every member of a round was trained on that round's folds only, so the test patients stay unseen.
 
 Rounds already scored are kept (delete --out/roundN to redo one); an interrupted round resumes
 (train.py resumes from its last finished epoch). Nothing here is committed: it is derived from
@@ -50,10 +55,14 @@ def parse_args(argv):
     parser.add_argument("--test-folds", type=int, default=2, help="folds tested per round (default 2 of 10)")
     parser.add_argument("--validation-folds", type=int, default=1, help="folds for validation (default 1)")
     parser.add_argument("--rounds", type=int, nargs="+", help="run only these rounds (default all)")
+    parser.add_argument("--ensemble", nargs="+", metavar="RUN",
+                        help="instead of training, score each round's ensemble of these earlier runs' models")
     parser.add_argument("train_args", nargs=argparse.REMAINDER,
                         help="after --: flags for train.py (e.g. --hparams FILE --epochs N)")
     args = parser.parse_args(argv)
     args.train_args = [a for a in args.train_args if a != "--"]
+    if args.ensemble and args.train_args:
+        parser.error("--ensemble trains nothing: no train.py flags")
     try:
         args.rotations = cross_validation_splits(FOLDS, args.test_folds, args.validation_folds)
     except ValueError as err:
@@ -97,16 +106,29 @@ def score_round(rotation, args) -> dict:
     record_path = folder / "round.json"
     if record_path.is_file():
         return json.loads(record_path.read_text())
-    train_s = run(["train.py", "--dataset", f"lgg_mri/{CONFIG}", "--data-dir", args.data_dir,
-                   "--train-split", rotation.train, "--validation-split", rotation.validation,
-                   "--test-split", rotation.test, "--out", str(folder), *args.train_args])
-    model = ["--model", str(folder / "model.keras"), "--data-dir", args.data_dir]
+    if args.ensemble:
+        trained, train_s = [Path(r) / folder.name for r in args.ensemble], 0.0
+        for member in trained:
+            if not (member / "model.keras").is_file():
+                raise SystemExit(f"error: {member}: no model.keras (run that round first)")
+            splits = json.loads((member / "config.json").read_text())["splits"]
+            if (splits["train"], splits["validation"]) != (rotation.train, rotation.validation):
+                raise SystemExit(f"error: {member} trained on {splits['train']} (validation {splits['validation']}), "
+                                 f"not round {rotation.index}'s {rotation.train} ({rotation.validation})")
+    else:
+        trained = [folder]
+        train_s = run(["train.py", "--dataset", f"lgg_mri/{CONFIG}", "--data-dir", args.data_dir,
+                       "--train-split", rotation.train, "--validation-split", rotation.validation,
+                       "--test-split", rotation.test, "--out", str(folder), *args.train_args])
+    model = ["--model", *(str(f / "model.keras") for f in trained), "--data-dir", args.data_dir,
+             "--split", rotation.test]
     evaluate_s = run(["evaluate.py", *model, "--out", str(folder / "eval")])
     run(["evaluate.py", *model, "--out", str(folder / "eval-plain"), *PLAIN])
     record = {"round": rotation.index, "train": rotation.train, "validation": rotation.validation,
               "test": rotation.test, "train_seconds": round(train_s, 1), "evaluate_seconds": round(evaluate_s, 1),
-              "config": json.loads((folder / "config.json").read_text()),
-              "inference": json.loads((folder / "inference.json").read_text())["settings"]}
+              "models": [str(f / "model.keras") for f in trained],
+              "config": json.loads((trained[0] / "config.json").read_text()),
+              "inference": json.loads((trained[0] / "inference.json").read_text())["settings"]}
     for name in ("eval", "eval-plain"):
         report = json.loads((folder / name / "report.json").read_text())
         record[name] = {p: s["dice"] for p, s in report["per_patient"].items()}
@@ -140,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "build_seconds": round(build_s, 1),
         "train_seconds_total": round(sum(r["train_seconds"] for r in rounds), 1),
         "train_args": args.train_args,
+        "ensemble": args.ensemble,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
     }
     Path(args.out, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

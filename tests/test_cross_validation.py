@@ -124,3 +124,24 @@ def test_search_runs_on_the_folds_of_a_round(folds_data_dir, tmp_path):
     ])
     assert code == 0
     assert json.loads((tmp_path / "p" / "best_hparams.json").read_text())["data"]["dataset"] == "lgg_mri/kaggle_3m_folds"
+
+
+@pytest.mark.slow
+def test_real_data_benchmark_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, folds_data_dir, tmp_path):
+    def benchmark(*flags):
+        result = subprocess.run(
+            [sys.executable, "benchmarks/real_data.py", "--manual-dir", str(folds_manual_dir), "--data-dir",
+             folds_data_dir, "--rounds", "0", *flags], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    run = tmp_path / "run"
+    benchmark("--out", str(run), "--", "--image-size", "32", "--channels", "flair", "--epochs", "1",
+              "--batch-size", "8")
+    single = json.loads((run / "summary.json").read_text())
+    assert single["per_patient_dice"]["patients"] == 2 and single["rounds"][0]["test"] == "fold0+fold1"
+
+    benchmark("--out", str(tmp_path / "pair"), "--ensemble", str(run), str(run))
+    pair = json.loads((tmp_path / "pair" / "round0" / "round.json").read_text())
+    assert pair["models"] == [str(run / "round0" / "model.keras")] * 2 and pair["train_seconds"] == 0
+    assert pair["eval-plain"] == pytest.approx(json.loads((run / "round0" / "round.json").read_text())["eval-plain"],
+                                               abs=1e-3)
