@@ -176,7 +176,7 @@ def compile_unet(model: keras.Model, learning_rate: float, loss: str, ema_moment
     `ema_callbacks` to validate and save that average.
     """
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, use_ema=ema_momentum > 0, ema_momentum=ema_momentum or 0.99),
+        optimizer=keras.optimizers.Adam(learning_rate, use_ema=ema_momentum > 0, ema_momentum=ema_momentum),
         loss=make_loss(loss),
         metrics=training_metrics(),
     )
