@@ -11,10 +11,12 @@ user gets), and times the two commands a user types, with their defaults. The co
 is that of real slices (same size, same model); early stopping may end trials sooner or later
 than on real patients. Writes --out/summary.json: slices per split and the seconds of each step.
 
-Re-running after an interruption resumes: the phantoms and the build are kept, the search keeps
-its finished trials and training resumes from its last finished epoch; summary.json then says
-which steps were resumed (their seconds cover only the resumed part). Once summary.json is
-written, re-running prints it; delete --out to measure again.
+Re-running after an interruption resumes: the phantoms and the build are kept, a step that
+finished keeps its measured seconds (--out/steps.json) and is not run again, and an interrupted
+one resumes (the search keeps its finished trials, training its finished epochs); summary.json
+says which steps were resumed (their seconds cover only the resumed part). So the search and
+the training can be measured in separate sittings. Once summary.json is written, re-running
+prints it; delete --out to measure again.
 """
 
 from __future__ import annotations
@@ -73,6 +75,18 @@ def slices_per_split(data_dir: str) -> dict[str, int]:
     return {name: info.num_examples for name, info in builder.info.splits.items()}
 
 
+def timed_step(name: str, command: list[str], out: Path, resumable: Path) -> dict:
+    """Runs one step unless steps.json records it finished; returns {"seconds", "resumed"}.
+    A finished step is never run again, so a stop between the steps loses no measurement."""
+    record = out / "steps.json"
+    steps = json.loads(record.read_text()) if record.is_file() else {}
+    if name not in steps:
+        resumed = resumable.is_dir()  # left by an interrupted run: its seconds cover only the rest
+        steps[name] = {"seconds": round(run(command), 1), "resumed": resumed}
+        record.write_text(json.dumps(steps, indent=2) + "\n")
+    return steps[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out).resolve()
@@ -80,25 +94,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"already measured (delete {out} to measure again):\n{(out / 'summary.json').read_text()}")
         return 0
     phantoms, data_dir, tuning = out / "phantoms", str(out / "tfds"), out / "tuning"
-    resumed = {"search": (tuning / PROJECT).is_dir(), "train": (out / "train").is_dir()}
     write_phantoms(phantoms, args.patients, tuple(args.slices))
     build_s = build(str(phantoms), data_dir, "kaggle_3m")
     splits = slices_per_split(data_dir)
     print(f"lgg_mri/kaggle_3m: {splits}", flush=True)
-    search_s = run(["tuning/search.py", "--data-dir", data_dir, "--directory", str(tuning),
-                    "--project-name", PROJECT, *shlex.split(args.search_args)])
-    train_s = run(["train.py", "--best", "--tuning-dir", str(tuning / PROJECT), "--data-dir", data_dir,
-                   "--out", str(out / "train"), *shlex.split(args.train_args)])
+    search = timed_step("search", ["tuning/search.py", "--data-dir", data_dir, "--directory", str(tuning),
+                                   "--project-name", PROJECT, *shlex.split(args.search_args)], out, tuning / PROJECT)
+    train = timed_step("train", ["train.py", "--best", "--tuning-dir", str(tuning / PROJECT), "--data-dir", data_dir,
+                                 "--out", str(out / "train"), *shlex.split(args.train_args)], out, out / "train")
     config = json.loads((out / "train" / "config.json").read_text())
     summary = {
         "patients": args.patients,
         "slices": splits,
         "search_and_training_slices": splits["train"] + splits["validation"],
         "build_seconds": round(build_s, 1),
-        "search_seconds": round(search_s, 1),
-        "train_seconds": round(train_s, 1),
-        "search_and_train_seconds": round(search_s + train_s, 1),
-        "resumed": resumed,
+        "search_seconds": search["seconds"],
+        "train_seconds": train["seconds"],
+        "search_and_train_seconds": round(search["seconds"] + train["seconds"], 1),
+        "resumed": {"search": search["resumed"], "train": train["resumed"]},
         "best_hyperparameters": config["hyperparameters"],
         "best_epoch": config.get("best_epoch"),
         "search_args": args.search_args,

@@ -68,3 +68,9 @@ def test_budget_times_search_and_training_on_phantoms(tmp_path):
 
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "already measured" in again.stdout
+
+    (out / "summary.json").unlink()  # as if stopped after both steps: their measured seconds are kept
+    kept = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert kept.returncode == 0, kept.stderr[-3000:]
+    assert "$ " not in kept.stdout  # no step ran again
+    assert json.loads((out / "summary.json").read_text())["search_seconds"] == summary["search_seconds"]
