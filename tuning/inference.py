@@ -152,17 +152,17 @@ def predict_ensemble(members: list[tuple], slices: Callable[[], Iterable], flip_
     """`predict_patients` with each (model, data settings) of `members` on the same `slices()`,
     the probabilities averaged (an ensemble; one member is the model alone). Each model sees the
     slices prepared as it was trained (size, channels, normalisation)."""
-    volumes: dict[str, PatientVolume] = {}
-    for model, data in members:
-        predicted = predict_patients(model, slices(), data, flip_average, progress)
-        if not volumes:
-            volumes = predicted
-            continue
-        for patient, volume in predicted.items():
-            total = volumes[patient].probability_slices
-            volumes[patient].probability_slices = [a.astype(np.float32) + b for a, b in zip(total, volume.probability_slices)]
-    for volume in volumes.values():
-        volume.probability_slices = [(p / len(members)).astype(np.float16) for p in volume.probability_slices]
+    model, data = members[0]
+    volumes = predict_patients(model, slices(), data, flip_average, progress)
+    if len(members) == 1:
+        return volumes
+    totals = {p: [s.astype(np.float32) for s in v.probability_slices] for p, v in volumes.items()}
+    for model, data in members[1:]:
+        for patient, volume in predict_patients(model, slices(), data, flip_average, progress).items():
+            for total, probability in zip(totals[patient], volume.probability_slices):
+                total += probability
+    for patient, volume in volumes.items():
+        volume.probability_slices = [(total / len(members)).astype(np.float16) for total in totals[patient]]
     return volumes
 
 
