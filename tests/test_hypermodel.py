@@ -47,6 +47,15 @@ def test_fixed_values_override_defaults():
     assert model.name == "unet_d2_f8"
 
 
+def test_searched_widths_are_those_given():
+    hp = keras_tuner.HyperParameters()
+    UNetHyperModel(image_size=32, channels=1, base_filters=(64, 32)).build(hp)
+    assert hp.values["base_filters"] == 32  # the default width 16 is not among them: the smallest given
+    assert next(h for h in hp.space if h.name == "base_filters").values == [32, 64]
+    with pytest.raises(ValueError, match="base_filters"):
+        UNetHyperModel(image_size=32, channels=1, base_filters=())
+
+
 @pytest.mark.parametrize("image_size, channels, match", [(100, 3, "divisible"), (16, 3, "divisible"), (64, 0, "channels")])
 def test_invalid_structure_is_a_clear_error(image_size, channels, match):
     with pytest.raises(ValueError, match=match):

@@ -18,7 +18,11 @@ from brainmri_tfds import pipeline
 from tuning.losses import LOSS_NAMES, make_loss, training_metrics
 
 DEPTHS = (2, 3, 4, 5)
-BASE_FILTERS = (8, 16, 32, 64)
+# Widths searched by default (first-layer filters; `search.py --base-filters` widens them). On 2 CPUs
+# at 128x128 (benchmarks/RESULTS.md, issue 5 budget): 64 trains at 20 images/s, 250 s an epoch of
+# Kaggle's ~3,200 training slices, so its training alone overruns the 2-hour budget; 8 is slower
+# than 16 in bfloat16 (32 against 120 images/s) with a quarter of the weights.
+BASE_FILTERS = (16, 32)
 UPSAMPLING = ("transpose", "bilinear")
 BATCH_SIZES = (8, 16, 32)
 
@@ -193,9 +197,12 @@ class UNetHyperModel(keras_tuner.HyperModel):
     """Searches depth, width, batch norm, dropout, up-sampling, learning rate, loss and batch size."""
 
     def __init__(self, image_size: int = 128, channels: int = 3, depths=DEPTHS, augment: bool = True, seed: int = 0,
-                 precision: str = "float32", **kwargs):
+                 precision: str = "float32", base_filters=BASE_FILTERS, **kwargs):
         super().__init__(**kwargs)
         check_structure(image_size, channels, depths)
+        if not base_filters or min(base_filters) < 1:
+            raise ValueError(f"base_filters must be one or more positive filter counts, got {base_filters}")
+        self.base_filters = tuple(sorted(set(base_filters)))
         self.precision = precision
         self.image_size = image_size
         self.channels = channels
@@ -206,9 +213,10 @@ class UNetHyperModel(keras_tuner.HyperModel):
     def declare(self, hp: keras_tuner.HyperParameters) -> UNetConfig:
         """Declares every hyperparameter (flat, each with its default) and returns their values."""
         defaults = UNetConfig()
+        width = defaults.base_filters if defaults.base_filters in self.base_filters else self.base_filters[0]
         return UNetConfig(
             depth=hp.Int("depth", min(self.depths), max(self.depths), default=defaults.depth),
-            base_filters=hp.Choice("base_filters", BASE_FILTERS, default=defaults.base_filters),
+            base_filters=hp.Choice("base_filters", self.base_filters, default=width),
             batch_norm=hp.Boolean("batch_norm", default=defaults.batch_norm),
             dropout=hp.Float("dropout", 0.0, 0.3, step=0.1, default=defaults.dropout),
             upsampling=hp.Choice("upsampling", UPSAMPLING, default=defaults.upsampling),

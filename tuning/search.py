@@ -83,6 +83,7 @@ def best_hparams(tuner, data, tuner_name: str) -> dict:
 
 
 def parse_args(argv):
+    from tuning.hypermodel import BASE_FILTERS
     from tuning.precision import add_precision_argument
     from tuning.settings import add_data_arguments
 
@@ -92,6 +93,9 @@ def parse_args(argv):
     parser.add_argument("--validation-split", default="validation",
                         help="TFDS split trials are scored on (default validation)")
     parser.add_argument("--batch-size", type=int, help="fix the batch size instead of searching it (8, 16, 32)")
+    parser.add_argument("--base-filters", type=int, nargs="+", default=BASE_FILTERS, metavar="N",
+                        help=f"first-layer widths to search (default {' '.join(map(str, BASE_FILTERS))}; on a CPU 64, and 8 "
+                             "in bfloat16, train several times slower: benchmarks/RESULTS.md)")
     parser.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                         help="search algorithm (default hyperband)")
     parser.add_argument("--max-trials", type=int, default=10, help="trials for random/bayesian (default 10)")
@@ -104,8 +108,8 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_precision_argument(parser)
     args = parser.parse_args(argv)
-    if args.max_trials < 1 or args.max_epochs < 1 or args.patience < 1:
-        parser.error("--max-trials, --max-epochs and --patience must be at least 1")
+    if args.max_trials < 1 or args.max_epochs < 1 or args.patience < 1 or min(args.base_filters) < 1:
+        parser.error("--max-trials, --max-epochs, --patience and --base-filters must be at least 1")
     return parser, args
 
 
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir, args.normalization)
         hypermodel = UNetHyperModel(data.image_size, data.n_channels, augment=not args.no_augment, seed=args.seed,
-                                    precision=resolve_precision(args.precision))
+                                    precision=resolve_precision(args.precision), base_filters=args.base_filters)
     except ValueError as err:
         parser.error(str(err))
     try:
