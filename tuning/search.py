@@ -108,8 +108,8 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_precision_argument(parser)
     args = parser.parse_args(argv)
-    if args.max_trials < 1 or args.max_epochs < 1 or args.patience < 1 or min(args.base_filters) < 1:
-        parser.error("--max-trials, --max-epochs, --patience and --base-filters must be at least 1")
+    if args.max_trials < 1 or args.max_epochs < 1 or args.patience < 1:
+        parser.error("--max-trials, --max-epochs and --patience must be at least 1")
     return parser, args
 
 
