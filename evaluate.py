@@ -18,8 +18,9 @@ slices). With --input and no masks: predictions/<slice>_pred_mask.png (0/255, 25
 Empty masks: Dice of a slice or patient with no tumour in truth and none predicted is 1.0, and 0.0
 if only one is empty; slice_dice_mean leaves out slices empty in both; hd95 uses slices with
 tumour in both (patients without any such slice are left out of hd95_mean). volume_dice_* is the
-Dice of each patient over all their slices (Buda et al. 2019). pixel_accuracy is reported, never
-the headline: 99% of pixels are background.
+Dice of each patient over all their slices (Buda et al. 2019); volume_dice_mean_ci95 is a 95%
+bootstrap interval of its mean, patients resampled (null with one patient). pixel_accuracy is
+reported, never the headline: 99% of pixels are background.
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ def _clean(value):
         return None
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
     return value
 
 
@@ -178,6 +181,8 @@ def print_table(report: dict) -> None:
     rows = [
         ("patients / slices", f"{report['n_patients']} / {report['n_slices']}"),
         ("Dice per patient: mean", f"{report['volume_dice_mean']:.4f}"),
+        ("                  95% CI of the mean", "{:.4f} - {:.4f} (bootstrap over patients)".format(
+            *report["volume_dice_mean_ci95"])),
         ("                  median", f"{report['volume_dice_median']:.4f}"),
         ("                  std", f"{report['volume_dice_std']:.4f}"),
         ("Dice per slice (tumour in either)", f"{report['slice_dice_mean']:.4f}"),

@@ -11,7 +11,8 @@ validation, so 5 rounds) runs `train.py` on the training folds and `evaluate.py`
 folds, twice: with the inference settings train.py chose on validation (inference.json) and
 plain (threshold 0.5, no clean-up, no flip averaging). Every patient is scored once, by a model
 that never saw them. Prints and writes --out/summary.json: per-patient Dice mean and median over
-all patients, per round, and the wall time of each step.
+all patients (the mean with a 95% bootstrap interval, patients resampled), per round, and the
+wall time of each step. `benchmarks/compare_runs.py A B` tells whether run B beat run A.
 
 --ensemble RUN... trains nothing: each round scores the ensemble of the runs' models for that
 round (`evaluate.py --model A B ...`; the first run's inference.json gives the chosen settings).
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the checkout's packages come first
 
 from brainmri_tfds.splits import cross_validation_splits  # noqa: E402
+from tuning.scoring import mean_interval  # noqa: E402
 
 CONFIG = "kaggle_3m_folds"
 FOLDS = 10
@@ -95,9 +97,11 @@ def run(command: list[str]) -> float:
 
 
 def dice_summary(dice_by_patient: dict[str, float]) -> dict:
+    """Mean (with its 95% bootstrap interval over patients), median, std and min of per-patient Dice."""
     values = np.array(list(dice_by_patient.values()))
-    return {"mean": round(float(values.mean()), 4), "median": round(float(np.median(values)), 4),
-            "std": round(float(values.std()), 4), "min": round(float(values.min()), 4), "patients": len(values)}
+    return {"mean": round(float(values.mean()), 4), "mean_ci95": [round(v, 4) for v in mean_interval(values)],
+            "median": round(float(np.median(values)), 4), "std": round(float(values.std()), 4),
+            "min": round(float(values.min()), 4), "patients": len(values)}
 
 
 def score_round(rotation, args) -> dict:

@@ -1,10 +1,13 @@
-"""The speed benchmark runs and prints the figures issue readers compare (tiny sizes here)."""
+"""The benchmarks run and print the figures issue readers compare (tiny sizes here)."""
 
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,3 +77,36 @@ def test_budget_times_search_and_training_on_phantoms(tmp_path):
     assert kept.returncode == 0, kept.stderr[-3000:]
     assert "$ " not in kept.stdout  # no step ran again
     assert json.loads((out / "summary.json").read_text())["search_seconds"] == summary["search_seconds"]
+
+
+def _fake_run(folder: Path, dice_by_round: list[dict[str, float]]) -> Path:
+    for index, dice in enumerate(dice_by_round):
+        (folder / f"round{index}").mkdir(parents=True)
+        record = {"eval": dice, "eval-plain": {p: d / 2 for p, d in dice.items()}}
+        (folder / f"round{index}" / "round.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_compare_runs_tells_a_real_gain_from_noise(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from compare_runs import main
+
+    rng = np.random.default_rng(0)
+    base = {f"P{i}": float(d) for i, d in enumerate(rng.uniform(0.3, 0.9, size=40))}
+    rounds = lambda dice: [dict(list(dice.items())[:20]), dict(list(dice.items())[20:])]  # noqa: E731
+    a = _fake_run(tmp_path / "a", rounds(base))
+    better = _fake_run(tmp_path / "better", rounds({p: d + 0.05 + rng.normal(0, 0.02) for p, d in base.items()}))
+    noisy = _fake_run(tmp_path / "noisy", rounds({p: d + rng.normal(0, 0.2) for p, d in base.items()}))
+
+    def verdict(*args) -> dict:
+        assert main([str(a), *map(str, args)]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    gain = verdict(better)
+    assert gain["patients"] == 40 and gain["verdict"] == "B better"
+    assert 0 < gain["mean_difference_ci95"][0] < gain["mean_difference"] < gain["mean_difference_ci95"][1]
+    assert gain["rose"] > 30
+    assert verdict(noisy)["verdict"] == "not told apart"
+    plain = verdict(better, "--plain")  # eval-plain holds half of every Dice: the gain halves too
+    assert plain["mean_difference"] == pytest.approx(gain["mean_difference"] / 2, abs=1e-3)
+    assert main([str(a), str(tmp_path / "missing")]) == 2

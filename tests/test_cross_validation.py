@@ -139,6 +139,8 @@ def test_real_data_benchmark_scores_a_round_then_an_ensemble_of_runs(folds_manua
               "--batch-size", "8")
     single = json.loads((run / "summary.json").read_text())
     assert single["per_patient_dice"]["patients"] == 2 and single["rounds"][0]["test"] == "fold0+fold1"
+    low, high = single["per_patient_dice"]["mean_ci95"]
+    assert low <= single["per_patient_dice"]["mean"] <= high
 
     benchmark("--out", str(tmp_path / "pair"), "--ensemble", str(run), str(run))
     pair = json.loads((tmp_path / "pair" / "round0" / "round.json").read_text())

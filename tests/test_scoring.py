@@ -62,3 +62,19 @@ def test_patient_without_tumour_predicted_clean_scores_one():
     report = scoring.summarize({"c": np.stack([EMPTY, EMPTY])}, {"c": np.stack([EMPTY, EMPTY])})
     assert report["volume_dice_mean"] == 1.0
     assert math.isnan(report["slice_dice_mean"])
+
+
+def test_mean_interval_holds_the_mean_and_narrows_with_more_patients():
+    rng = np.random.default_rng(0)
+    widths = []
+    for values in (rng.uniform(size=10), rng.uniform(size=400)):
+        low, high = scoring.mean_interval(values)
+        assert low < values.mean() < high
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 3  # 40 times the patients: about a sixth of the width
+    assert scoring.mean_interval([0.8, 0.8, 0.8]) == (0.8, 0.8)  # nothing varies
+    assert all(math.isnan(v) for v in scoring.mean_interval([0.5]))
+    report = scoring.summarize({"a": np.stack([TRUTH]), "b": np.stack([TRUTH])}, {"a": np.stack([PRED]),
+                                                                               "b": np.stack([EMPTY])})
+    low, high = report["volume_dice_mean_ci95"]
+    assert 0.0 <= low <= report["volume_dice_mean"] <= high <= 4 / 7

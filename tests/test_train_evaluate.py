@@ -17,8 +17,8 @@ from brainmri_tfds import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT_FIELDS = {
-    "volume_dice_mean", "volume_dice_median", "volume_dice_std", "slice_dice_mean", "iou", "precision",
-    "recall", "specificity", "hd95_mean", "pixel_accuracy", "tumor_detection", "n_patients", "n_slices",
+    "volume_dice_mean", "volume_dice_mean_ci95", "volume_dice_median", "volume_dice_std", "slice_dice_mean", "iou",
+    "precision", "recall", "specificity", "hd95_mean", "pixel_accuracy", "tumor_detection", "n_patients", "n_slices",
     "per_patient",
 }
 
@@ -59,6 +59,8 @@ def test_evaluate_needs_only_the_model(trained, synthetic_data_dir, tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert REPORT_FIELDS <= set(report)
     assert report["n_patients"] == 2 and 0.0 <= report["volume_dice_mean"] <= 1.0
+    low, high = report["volume_dice_mean_ci95"]
+    assert 0.0 <= low <= report["volume_dice_mean"] <= high <= 1.0
     assert set(report["tumor_detection"]) == {"sensitivity", "specificity"}
     assert cv2.imread(str(tmp_path / "dice_per_patient.png")) is not None
     overlays = list((tmp_path / "overlays").glob("*.png"))

@@ -8,6 +8,8 @@ Rules for empty masks, stated once and tested:
 - Per-patient ("volume") Dice pools all of a patient's slices, as Buda et al. (2019) report it.
 - `slice_dice_mean` averages over the slices with tumour in the truth or the prediction; slices
   where both are empty are left out (they would all score 1.0).
+- `mean_interval` gives a bootstrap confidence interval of a mean over patients (resampling
+  patients, as the per-patient Dice's uncertainty comes from which patients were scored).
 - HD95 needs a boundary on both sides: slices where either mask is empty are left out, and a
   patient with no such slice gets NaN, left out of `hd95_mean` (`n_patients_hd95` counts the rest).
 """
@@ -83,6 +85,22 @@ def patient_scores(truth: np.ndarray, predicted: np.ndarray) -> dict:
     }
 
 
+def mean_interval(values, confidence: float = 0.95, resamples: int = 9999, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap (BCa) confidence interval of the mean of `values` (one per patient), patients
+    resampled with replacement (scipy.stats.bootstrap). (nan, nan) for fewer than 2 values; the
+    value itself twice when all are equal (nothing varies to resample)."""
+    from scipy import stats
+
+    values = np.asarray(values, np.float64)
+    if values.size < 2:
+        return float("nan"), float("nan")
+    if np.all(values == values[0]):
+        return float(values[0]), float(values[0])
+    result = stats.bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=resamples,
+                             method="BCa", random_state=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def summarize(truth_by_patient: dict[str, np.ndarray], predicted_by_patient: dict[str, np.ndarray]) -> dict:
     """The report: per-patient Dice statistics, pooled pixel scores, slice detection, per patient."""
     per_patient = {p: patient_scores(truth_by_patient[p], predicted_by_patient[p]) for p in sorted(truth_by_patient)}
@@ -102,6 +120,7 @@ def summarize(truth_by_patient: dict[str, np.ndarray], predicted_by_patient: dic
     dtp, dfp, dfn, dtn = (int(v) for v in detection)
     return {
         "volume_dice_mean": float(volume_dice.mean()),
+        "volume_dice_mean_ci95": list(mean_interval(volume_dice)),
         "volume_dice_median": float(np.median(volume_dice)),
         "volume_dice_std": float(volume_dice.std()),
         "slice_dice_mean": float(np.mean(slice_dice)) if slice_dice else float("nan"),

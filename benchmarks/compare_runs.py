@@ -1,0 +1,91 @@
+"""Benchmark helper: did run B beat run A on the same patients? A paired comparison.
+
+    python benchmarks/compare_runs.py runs/cv-ema runs/cv-ema-e60            # chosen inference settings
+    python benchmarks/compare_runs.py runs/cv-ema runs/cv-ema-e60 --plain    # threshold 0.5, nothing else
+
+Reads the per-patient Dice of two `benchmarks/real_data.py` runs (their round*/round.json), pairs
+the patients both scored and prints each run's mean, the mean difference B - A with its 95%
+bootstrap interval (patients resampled: `tuning.scoring.mean_interval` on the differences), how
+many patients rose or fell by more than --margin, and the patients that moved most. An interval
+that holds 0 means these patients do not tell the two runs apart. The last line is the same as
+JSON. Writes nothing; needs no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the checkout's packages come first
+
+from tuning.scoring import mean_interval  # noqa: E402
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("baseline", help="run folder A (benchmarks/real_data.py --out)")
+    parser.add_argument("candidate", help="run folder B, compared against A")
+    parser.add_argument("--plain", action="store_true",
+                        help="compare the plain scores (threshold 0.5, no clean-up) instead of the chosen settings")
+    parser.add_argument("--margin", type=float, default=0.01,
+                        help="a patient rose or fell only if its Dice moved by more than this (default 0.01)")
+    parser.add_argument("--show", type=int, default=5, help="list this many patients that moved most (default 5)")
+    return parser.parse_args(argv)
+
+
+def patient_dice(run: Path, key: str) -> dict[str, float]:
+    """Per-patient Dice of every scored round of a real_data.py run."""
+    records = sorted(run.glob("round*/round.json"))
+    if not records:
+        raise ValueError(f"{run}: no round*/round.json (not a benchmarks/real_data.py run, or no round finished)")
+    return {p: d for record in records for p, d in json.loads(record.read_text())[key].items()}
+
+
+def compare(baseline: dict[str, float], candidate: dict[str, float], margin: float) -> dict:
+    """Paired comparison on the patients both runs scored."""
+    patients = sorted(set(baseline) & set(candidate))
+    if not patients:
+        raise ValueError("the two runs share no scored patient")
+    a = np.array([baseline[p] for p in patients])
+    b = np.array([candidate[p] for p in patients])
+    difference = b - a
+    return {
+        "patients": len(patients),
+        "baseline_mean": round(float(a.mean()), 4),
+        "candidate_mean": round(float(b.mean()), 4),
+        "mean_difference": round(float(difference.mean()), 4),
+        "mean_difference_ci95": [round(v, 4) for v in mean_interval(difference)],
+        "rose": int((difference > margin).sum()),
+        "fell": int((difference < -margin).sum()),
+        "moved_most": {p: round(float(d), 4) for p, d in sorted(zip(patients, difference), key=lambda x: -abs(x[1]))},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    key = "eval-plain" if args.plain else "eval"
+    try:
+        result = compare(patient_dice(Path(args.baseline), key), patient_dice(Path(args.candidate), key), args.margin)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result["moved_most"] = dict(list(result["moved_most"].items())[:args.show])
+    low, high = result["mean_difference_ci95"]
+    verdict = "not told apart" if low <= 0 <= high else ("B better" if low > 0 else "B worse")
+    print(f"{result['patients']} patients ({'plain' if args.plain else 'chosen'} settings): "
+          f"mean {result['baseline_mean']:.4f} (A) -> {result['candidate_mean']:.4f} (B)")
+    print(f"B - A: {result['mean_difference']:+.4f}, 95% CI {low:+.4f} .. {high:+.4f}: {verdict}; "
+          f"{result['rose']} patients rose, {result['fell']} fell (by more than {args.margin})")
+    for patient, difference in result["moved_most"].items():
+        print(f"  {patient}: {difference:+.4f}")
+    print(json.dumps({**result, "verdict": verdict}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
