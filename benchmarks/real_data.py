@@ -4,6 +4,7 @@
     python benchmarks/real_data.py --rounds 0 -- --epochs 5          # one round, train.py flags after --
     python benchmarks/real_data.py -- --hparams runs/tuning/unet/best_hparams.json
     python benchmarks/real_data.py --out runs/ensemble --ensemble runs/cv-a runs/cv-b   # no training
+    python benchmarks/real_data.py --out runs/t03 --ensemble runs/cv-a --evaluate-args="--threshold 0.3"
 
 Builds `lgg_mri/kaggle_3m_folds` from --manual-dir (the Kaggle zip or kaggle_3m/), then for each
 round of `brainmri_tfds.splits.cross_validation_splits` (default: 10 folds, 2 tested, 1 for
@@ -17,6 +18,8 @@ wall time of each step. `benchmarks/compare_runs.py A B` tells whether run B bea
 --ensemble RUN... trains nothing: each round scores the ensemble of the runs' models for that
 round (`evaluate.py --model A B ...`; the first run's inference.json gives the chosen settings).
 Every member of a round was trained on that round's folds only, so the test patients stay unseen.
+With --evaluate-args, the "chosen" scoring passes those flags to evaluate.py (e.g. a fixed
+threshold, overriding inference.json): with --ensemble RUN, a run's models re-scored another way.
 
 Rounds already scored are kept (delete --out/roundN to redo one); an interrupted round resumes
 (train.py resumes from its last finished epoch). Nothing here is committed: it is derived from
@@ -29,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -59,10 +63,14 @@ def parse_args(argv):
     parser.add_argument("--rounds", type=int, nargs="+", help="run only these rounds (default all)")
     parser.add_argument("--ensemble", nargs="+", metavar="RUN",
                         help="instead of training, score each round's ensemble of these earlier runs' models")
+    parser.add_argument("--evaluate-args", default="", metavar="FLAGS",
+                        help="evaluate.py flags for the chosen scoring, e.g. --evaluate-args=\"--threshold 0.3\" "
+                             "(they override the inference settings train.py chose; the plain scoring stays)")
     parser.add_argument("train_args", nargs=argparse.REMAINDER,
                         help="after --: flags for train.py (e.g. --hparams FILE --epochs N)")
     args = parser.parse_args(argv)
     args.train_args = [a for a in args.train_args if a != "--"]
+    args.evaluate_args = shlex.split(args.evaluate_args)
     if args.ensemble and args.train_args:
         parser.error("--ensemble trains nothing: no train.py flags")
     try:
@@ -126,15 +134,16 @@ def score_round(rotation, args) -> dict:
                        "--test-split", rotation.test, "--out", str(folder), *args.train_args])
     model = ["--model", *(str(f / "model.keras") for f in trained), "--data-dir", args.data_dir,
              "--split", rotation.test]
-    evaluate_s = run(["evaluate.py", *model, "--out", str(folder / "eval")])
+    evaluate_s = run(["evaluate.py", *model, "--out", str(folder / "eval"), *args.evaluate_args])
     run(["evaluate.py", *model, "--out", str(folder / "eval-plain"), *PLAIN])
     record = {"round": rotation.index, "train": rotation.train, "validation": rotation.validation,
               "test": rotation.test, "train_seconds": round(train_s, 1), "evaluate_seconds": round(evaluate_s, 1),
               "models": [str(f / "model.keras") for f in trained],
               "config": json.loads((trained[0] / "config.json").read_text()),
-              "inference": json.loads((trained[0] / "inference.json").read_text())["settings"]}
-    for name in ("eval", "eval-plain"):
-        report = json.loads((folder / name / "report.json").read_text())
+              "evaluate_args": args.evaluate_args}
+    reports = {name: json.loads((folder / name / "report.json").read_text()) for name in ("eval", "eval-plain")}
+    record["inference"] = {k: reports["eval"][k] for k in ("threshold", "keep_fraction", "flip_average")}
+    for name, report in reports.items():
         record[name] = {p: s["dice"] for p, s in report["per_patient"].items()}
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return record
@@ -153,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     except LayoutError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    rounds = [score_round(r, args) for r in args.rotations if not args.rounds or r.index in args.rounds]
+    try:
+        rounds = [score_round(r, args) for r in args.rotations if not args.rounds or r.index in args.rounds]
+    except subprocess.CalledProcessError as err:
+        print(f"error: {' '.join(err.cmd[1:])} failed (exit {err.returncode}); see its output above", file=sys.stderr)
+        return 1
     chosen = {p: d for r in rounds for p, d in r["eval"].items()}
     plain = {p: d for r in rounds for p, d in r["eval-plain"].items()}
     summary = {
@@ -166,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "build_seconds": round(build_s, 1),
         "train_seconds_total": round(sum(r["train_seconds"] for r in rounds), 1),
         "train_args": args.train_args,
+        "evaluate_args": args.evaluate_args,
         "ensemble": args.ensemble,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
     }

@@ -142,8 +142,9 @@ def test_real_data_benchmark_scores_a_round_then_an_ensemble_of_runs(folds_manua
     low, high = single["per_patient_dice"]["mean_ci95"]
     assert low <= single["per_patient_dice"]["mean"] <= high
 
-    benchmark("--out", str(tmp_path / "pair"), "--ensemble", str(run), str(run))
+    benchmark("--out", str(tmp_path / "pair"), "--ensemble", str(run), str(run), "--evaluate-args=--threshold 0.35")
     pair = json.loads((tmp_path / "pair" / "round0" / "round.json").read_text())
     assert pair["models"] == [str(run / "round0" / "model.keras")] * 2 and pair["train_seconds"] == 0
+    assert pair["inference"]["threshold"] == 0.35  # not a candidate train.py could have chosen
     assert pair["eval-plain"] == pytest.approx(json.loads((run / "round0" / "round.json").read_text())["eval-plain"],
                                                abs=1e-3)
