@@ -18,8 +18,8 @@ wall time of each step. `benchmarks/compare_runs.py A B` tells whether run B bea
 --ensemble RUN... trains nothing: each round scores the ensemble of the runs' models for that
 round (`evaluate.py --model A B ...`; the first run's inference.json gives the chosen settings).
 Every member of a round was trained on that round's folds only, so the test patients stay unseen.
-With --evaluate-args, the "chosen" scoring passes those flags to evaluate.py (e.g. a fixed
-threshold, overriding inference.json): with --ensemble RUN, a run's models re-scored another way.
+--evaluate-args passes flags to the evaluate.py of the "chosen" scoring (e.g. a fixed threshold,
+overriding inference.json); with --ensemble RUN it re-scores one run's models, without training.
 
 Rounds already scored are kept (delete --out/roundN to redo one); an interrupted round resumes
 (train.py resumes from its last finished epoch). Nothing here is committed: it is derived from
