@@ -3,9 +3,7 @@
 Shapes: `y_true`, `y_pred` are `[batch, H, W, 1]`, masks in {0, 1}, predictions in [0, 1].
 
 - Losses: Keras' own binary cross-entropy and `keras.losses.Dice` (soft Dice over the whole
-  batch), `BceDice`, their sum, and `BceTversky`: cross-entropy plus a Tversky loss that weighs
-  missed tumour pixels (false negatives) 0.7 and false alarms 0.3 (Salehi et al. 2017); soft Dice
-  is the Tversky loss with 0.5 and 0.5.
+  batch), and `BceDice`, their sum.
 - `DiceScore`: Dice of the thresholded prediction, accumulated over every pixel of an epoch
   (2 TP / (2 TP + FP + FN)). Empty-mask rule: when truth and prediction are both empty over
   everything seen, the score is 1.0 (nothing to find, nothing found). IoU uses Keras'
@@ -17,7 +15,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-LOSS_NAMES = ("bce", "dice", "bce_dice", "bce_tversky")
+LOSS_NAMES = ("bce", "dice", "bce_dice")
 
 
 @keras.saving.register_keras_serializable(package="brainmri")
@@ -32,43 +30,14 @@ class BceDice(keras.losses.Loss):
         return bce + keras.losses.dice(y_true, y_pred)
 
 
-@keras.saving.register_keras_serializable(package="brainmri")
-class BceTversky(keras.losses.Loss):
-    """Binary cross-entropy plus the Tversky loss 1 - TP / (TP + alpha FP + beta FN), soft and over
-    the batch; beta > alpha makes missing tumour cost more than painting extra.
-
-    Written out rather than `keras.losses.tversky`, which applies alpha to false negatives and
-    beta to false positives, against its own docstring, in Keras releases before
-    keras-team/keras#23333 (3.15.1 among them)."""
-
-    def __init__(self, alpha: float = 0.3, beta: float = 0.7, name: str = "bce_tversky", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.alpha, self.beta = alpha, beta
-
-    def call(self, y_true, y_pred):
-        bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
-        y_true = ops.cast(y_true, y_pred.dtype)
-        true_positives = ops.sum(y_true * y_pred)
-        false_positives = ops.sum((1.0 - y_true) * y_pred)
-        false_negatives = ops.sum(y_true * (1.0 - y_pred))
-        index = true_positives / (true_positives + self.alpha * false_positives + self.beta * false_negatives
-                                  + keras.backend.epsilon())
-        return bce + 1.0 - index
-
-    def get_config(self):
-        return {**super().get_config(), "alpha": self.alpha, "beta": self.beta}
-
-
 def make_loss(name: str) -> keras.losses.Loss:
-    """The loss called `name`: one of LOSS_NAMES."""
+    """The loss called `name`: 'bce', 'dice' or 'bce_dice'."""
     if name == "bce":
         return keras.losses.BinaryCrossentropy(name="bce")
     if name == "dice":
         return keras.losses.Dice(name="dice_loss")
     if name == "bce_dice":
         return BceDice()
-    if name == "bce_tversky":
-        return BceTversky()
     raise ValueError(f"loss must be one of {LOSS_NAMES}, got {name!r}")
 
 
