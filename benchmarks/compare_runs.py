@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result["moved_most"] = dict(list(result["moved_most"].items())[:args.show])
     low, high = result["mean_difference_ci95"]
-    verdict = "not told apart" if low <= 0 <= high else ("B better" if low > 0 else "B worse")
+    if not np.isfinite(low):
+        verdict = "too few patients to tell"
+    else:
+        verdict = "not told apart" if low <= 0 <= high else ("B better" if low > 0 else "B worse")
     print(f"{result['patients']} patients ({'plain' if args.plain else 'chosen'} settings): "
           f"mean {result['baseline_mean']:.4f} (A) -> {result['candidate_mean']:.4f} (B)")
     print(f"B - A: {result['mean_difference']:+.4f}, 95% CI {low:+.4f} .. {high:+.4f}: {verdict}; "

@@ -110,3 +110,5 @@ def test_compare_runs_tells_a_real_gain_from_noise(tmp_path, capsys):
     plain = verdict(better, "--plain")  # eval-plain holds half of every Dice: the gain halves too
     assert plain["mean_difference"] == pytest.approx(gain["mean_difference"] / 2, abs=1e-3)
     assert main([str(a), str(tmp_path / "missing")]) == 2
+    one = _fake_run(tmp_path / "one", [{"P0": 0.9}])
+    assert verdict(one)["verdict"] == "too few patients to tell"
