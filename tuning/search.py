@@ -52,13 +52,9 @@ def forget_finished_retries(oracle) -> list[str]:
     Keras Tuner saves oracle.json at the end of a trial before it takes the trial off its ongoing
     list, and a reloaded oracle queues every ongoing trial to run again: a search killed in between
     would redo a finished trial when resumed. (`_retry_queue` is Keras Tuner's own list of ids;
-    tests/test_interruptions.py fails if that changes. A distributed worker's OracleClient has
-    none: the chief's oracle keeps it.)"""
-    queue = getattr(oracle, "_retry_queue", None)
-    if queue is None:
-        return []
-    finished = [t for t in queue if oracle.trials[t].status in ("COMPLETED", "FAILED")]
-    queue[:] = [t for t in queue if t not in finished]
+    tests/test_interruptions.py fails if that changes.)"""
+    finished = [t for t in oracle._retry_queue if oracle.trials[t].status in ("COMPLETED", "FAILED")]
+    oracle._retry_queue[:] = [t for t in oracle._retry_queue if t not in finished]
     return finished
 
 
