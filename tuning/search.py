@@ -46,18 +46,6 @@ def make_tuner(name: str, hypermodel, max_trials: int, max_epochs: int, seed: in
     raise ValueError(f"unknown tuner {name!r}")
 
 
-def forget_finished_retries(oracle) -> list[str]:
-    """Takes finished trials out of the oracle's retry queue; returns their ids.
-
-    Keras Tuner saves oracle.json at the end of a trial before it takes the trial off its ongoing
-    list, and a reloaded oracle queues every ongoing trial to run again: a search killed in between
-    would redo a finished trial when resumed. (`_retry_queue` is Keras Tuner's own list of ids;
-    tests/test_interruptions.py fails if that changes.)"""
-    finished = [t for t in oracle._retry_queue if oracle.trials[t].status in ("COMPLETED", "FAILED")]
-    oracle._retry_queue[:] = [t for t in oracle._retry_queue if t not in finished]
-    return finished
-
-
 def _is_distributed_worker() -> bool:
     """True in a worker of Keras Tuner's distributed mode (the chief runs the oracle)."""
     return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
@@ -153,7 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     tuner = make_tuner(args.tuner, hypermodel, args.max_trials, args.max_epochs, args.seed, args.directory,
                        args.project_name, args.overwrite, hyperparameters)
     project = os.path.join(args.directory, args.project_name)
-    forget_finished_retries(tuner.oracle)
     callbacks = [
         keras.callbacks.EarlyStopping(monitor=OBJECTIVE_NAME, mode="max", patience=args.patience),
         keras.callbacks.TensorBoard(log_dir=os.path.join(project, "tensorboard")),
