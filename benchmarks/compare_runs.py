@@ -46,8 +46,8 @@ def patient_dice(run: Path, key: str) -> dict[str, float]:
     return {p: d for record in records for p, d in json.loads(record.read_text())[key].items()}
 
 
-def compare(baseline: dict[str, float], candidate: dict[str, float], margin: float) -> dict:
-    """Paired comparison on the patients both runs scored."""
+def compare(baseline: dict[str, float], candidate: dict[str, float], margin: float, show: int) -> dict:
+    """Paired comparison on the patients both runs scored; `show` patients that moved most."""
     patients = sorted(set(baseline) & set(candidate))
     if not patients:
         raise ValueError("the two runs share no scored patient")
@@ -62,7 +62,8 @@ def compare(baseline: dict[str, float], candidate: dict[str, float], margin: flo
         "mean_difference_ci95": [round(v, 4) for v in mean_interval(difference)],
         "rose": int((difference > margin).sum()),
         "fell": int((difference < -margin).sum()),
-        "moved_most": {p: round(float(d), 4) for p, d in sorted(zip(patients, difference), key=lambda x: -abs(x[1]))},
+        "moved_most": {p: round(float(d), 4)
+                       for p, d in sorted(zip(patients, difference), key=lambda x: -abs(x[1]))[:show]},
     }
 
 
@@ -70,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     key = "eval-plain" if args.plain else "eval"
     try:
-        result = compare(patient_dice(Path(args.baseline), key), patient_dice(Path(args.candidate), key), args.margin)
+        result = compare(patient_dice(Path(args.baseline), key), patient_dice(Path(args.candidate), key), args.margin,
+                         args.show)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result["moved_most"] = dict(list(result["moved_most"].items())[:args.show])
     low, high = result["mean_difference_ci95"]
     if not np.isfinite(low):
         verdict = "too few patients to tell"
