@@ -9,7 +9,13 @@ Writes to --out (default runs/train/<dataset config>-<best|default>): model.kera
 validation loss, never half-written), config.json (all it takes to reproduce the run and to
 evaluate it), inference.json (threshold, 3D clean-up and flip averaging chosen on the validation
 patients; see tuning/inference.py), history.csv, training_curves.png, tensorboard/. Killed and re-run with the same
---out, it resumes from the last finished epoch.
+--out, it resumes from the last finished epoch; a model already trained with the same settings is
+not trained again.
+
+--members N trains N models, with seeds --seed, --seed+1, ..., each in its own folder (member0/,
+member1/, ... holding the files above) and saves their ensemble as model.keras: one model that
+averages their probabilities, which evaluate.py uses like any other. The inference settings are
+chosen for the ensemble. N models take N times the training time.
 """
 
 from __future__ import annotations
@@ -56,14 +62,17 @@ def parse_args(argv):
                         help="validate, keep and save a moving average of the weights with this momentum, e.g. 0.99; "
                              "0 = the raw weights (default: the configuration's, 0 unless best_hparams.json says otherwise)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--members", type=int, default=1,
+                        help="train this many models (seeds --seed, --seed+1, ...) and save the ensemble that averages "
+                             "their probabilities as model.keras; N times the training time (default 1)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="default",
                         help="tf.distribute strategy: default (one device) or mirrored (every local GPU, "
                              "else the logical CPUs); the batch size is per replica")
     add_precision_argument(parser)
     parser.add_argument("--out", help="run folder (default runs/train/<config>-<best|default>)")
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.patience < 1:
-        parser.error("--epochs and --patience must be at least 1")
+    if args.epochs < 1 or args.patience < 1 or args.members < 1:
+        parser.error("--epochs, --patience and --members must be at least 1")
     return parser, args
 
 
@@ -106,6 +115,61 @@ def resolve(args, parser) -> tuple[dict, DataSettings, str]:
     return config, data, "best" if hparams_file else "default"
 
 
+RESULT_KEYS = ("best_epoch", "best_val_loss", "best_val_dice")
+UNCOMPARED_KEYS = ("command", "versions")  # may differ between two runs of the same training
+
+
+def finished_training(folder: Path, run_config: dict) -> dict | None:
+    """The best-epoch record of a model in `folder` already trained with `run_config`'s settings, else None."""
+    import json
+
+    path = folder / "config.json"
+    if not (path.is_file() and (folder / "model.keras").is_file()):
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        return None
+    if not set(RESULT_KEYS) <= set(saved):
+        return None
+    ignored = RESULT_KEYS + UNCOMPARED_KEYS
+    same = {k: v for k, v in saved.items() if k not in ignored} == {
+        k: v for k, v in run_config.items() if k not in ignored}
+    return {k: saved[k] for k in RESULT_KEYS} if same else None
+
+
+def train_one(model, train, validation, folder: Path, run_config: dict, args, ema_momentum: float) -> dict | None:
+    """Fits `model` into `folder` (resuming there); its best-epoch record, or None if interrupted."""
+    from tuning.figures import training_curves
+    from tuning.training import read_history, training_callbacks
+
+    try:
+        model.fit(train, validation_data=validation, epochs=args.epochs,
+                  callbacks=training_callbacks(folder, args.patience, ema_momentum), verbose=2)
+    except KeyboardInterrupt:
+        return None
+    best = read_json(folder / "model.best.json", "best-model record")
+    record = {"best_epoch": best["epoch"], "best_val_loss": best["score"], "best_val_dice": best["val_dice"]}
+    write_json(folder / "config.json", {**run_config, **record})
+    training_curves(read_history(folder), folder / "training_curves.png")
+    print(f"best validation loss {best['score']:.4f} (Dice {best['val_dice']:.4f}) at epoch {best['epoch']}; "
+          f"saved {folder / 'model.keras'}")
+    return record
+
+
+def save_ensemble(folders: list[Path], path: Path) -> None:
+    """The ensemble of the models in `folders`, saved to `path` atomically."""
+    import keras
+
+    from tuning.ensemble import average_models
+
+    members = [keras.saving.load_model(folder / "model.keras", compile=False) for folder in folders]
+    ensemble = average_models(members, name=f"ensemble{len(members)}_{members[0].name}")
+    partial = path.with_name(f".{path.stem}.partial.keras")
+    ensemble.save(partial)
+    os.replace(partial, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, args = parse_args(argv)
     config, data, label = resolve(args, parser)
@@ -115,11 +179,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from brainmri_tfds import DatasetNotBuiltError, pipeline
     from tuning.distribution import make_strategy
-    from tuning.figures import training_curves
     from tuning.hypermodel import build_unet, check_structure, compile_unet
     from tuning.inference import calibrate
     from tuning.precision import resolve_precision
-    from tuning.training import read_history, training_callbacks
 
     try:
         check_structure(data.image_size, data.n_channels, (config.depth,))
@@ -127,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         precision = resolve_precision(args.precision)
         global_batch = config.batch_size * strategy.num_replicas_in_sync
         whole_batches = strategy.num_replicas_in_sync > 1  # no replica may get an empty share
-        train = pipeline.batch(data.slices(args.train_split, seed=args.seed), global_batch,
-                               augment=not args.no_augment, seed=args.seed, drop_remainder=whole_batches,
-                               tumour_share=config.tumour_share, augment_strength=config.augment_strength)
+
+        def training_data(seed: int):
+            return pipeline.batch(data.slices(args.train_split, seed=seed), global_batch, augment=not args.no_augment,
+                                  seed=seed, drop_remainder=whole_batches, tumour_share=config.tumour_share,
+                                  augment_strength=config.augment_strength)
+
+        train = training_data(args.seed)
         validation = pipeline.batch(data.slices(args.validation_split), global_batch, drop_remainder=whole_batches)
     except DatasetNotBuiltError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -154,27 +220,40 @@ def main(argv: list[str] | None = None) -> int:
         "versions": package_versions(),
         "command": "python train.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    write_json(out / "config.json", run_config)
-    keras.utils.set_random_seed(args.seed)
-    with strategy.scope():
-        model = compile_unet(build_unet(data.image_size, data.n_channels, **config.architecture(), precision=precision),
-                             config.learning_rate, config.loss, config.ema_momentum)
-    print(f"training {model.name} ({model.count_params():,} parameters) on {data.dataset} "
-          f"{data.image_size}px/{data.channels}/{data.normalization} normalisation in {precision}, {strategy.num_replicas_in_sync} replica(s) x batch "
-          f"{config.batch_size} -> {out}", flush=True)
-    try:
-        model.fit(train, validation_data=validation, epochs=args.epochs,
-                  callbacks=training_callbacks(out, args.patience, config.ema_momentum), verbose=2)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: rerun the same command to resume from the last finished epoch ({out})",
-              file=sys.stderr)
-        return 130
-    best = read_json(out / "model.best.json", "best-model record")
-    write_json(out / "config.json", {**run_config, "best_epoch": best["epoch"], "best_val_loss": best["score"],
-                                     "best_val_dice": best["val_dice"]})
-    training_curves(read_history(out), out / "training_curves.png")
-    print(f"best validation loss {best['score']:.4f} (Dice {best['val_dice']:.4f}) at epoch {best['epoch']}; "
-          f"saved {out / 'model.keras'}")
+    folders = [out] if args.members == 1 else [out / f"member{i}" for i in range(args.members)]
+    records = []
+    for index, folder in enumerate(folders):
+        seed = args.seed + index
+        member_config = {**run_config, "seed": seed}
+        name = f"member {index + 1}/{len(folders)} (seed {seed}) " if len(folders) > 1 else ""
+        record = finished_training(folder, member_config)
+        if record:
+            print(f"{name}already trained in {folder} (best epoch {record['best_epoch']}): not training it again")
+            records.append(record)
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "config.json", member_config)
+        if index:  # the first member's data was prepared above, where a missing split is reported
+            train = training_data(seed)
+        keras.utils.set_random_seed(seed)
+        with strategy.scope():
+            model = compile_unet(
+                build_unet(data.image_size, data.n_channels, **config.architecture(), precision=precision),
+                config.learning_rate, config.loss, config.ema_momentum)
+        print(f"{name}training {model.name} ({model.count_params():,} parameters) on {data.dataset} "
+              f"{data.image_size}px/{data.channels}/{data.normalization} normalisation in {precision}, "
+              f"{strategy.num_replicas_in_sync} replica(s) x batch {config.batch_size} -> {folder}", flush=True)
+        record = train_one(model, train, validation, folder, member_config, args, config.ema_momentum)
+        if record is None:
+            print(f"\ninterrupted: rerun the same command to resume from the last finished epoch ({folder})",
+                  file=sys.stderr)
+            return 130
+        records.append(record)
+    if len(folders) > 1:
+        save_ensemble(folders, out / "model.keras")
+        members = [{"folder": f.name, "seed": args.seed + i, **r} for i, (f, r) in enumerate(zip(folders, records))]
+        write_json(out / "config.json", {**run_config, "members": members})
+        print(f"saved the ensemble of {len(folders)} models (probabilities averaged) as {out / 'model.keras'}")
     best_model = keras.saving.load_model(out / "model.keras", compile=False)
     settings, candidates = calibrate(best_model, data, args.validation_split)
     chosen = max(c["mean_patient_dice"] for c in candidates)

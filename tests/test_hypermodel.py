@@ -170,3 +170,13 @@ def test_kept_model_is_the_one_validation_scored(tmp_path, ema_momentum):
 def test_ema_momentum_must_be_below_one():
     with pytest.raises(ValueError, match="ema_momentum"):
         UNetConfig(ema_momentum=1.0)
+
+
+def test_an_ensemble_needs_two_models_of_one_input_shape():
+    from tuning.ensemble import average_models
+
+    small, large = build_unet(32, 1, depth=2, base_filters=4), build_unet(64, 1, depth=2, base_filters=4)
+    with pytest.raises(ValueError, match="at least two"):
+        average_models([small])
+    with pytest.raises(ValueError, match="different inputs"):
+        average_models([small, large])

@@ -74,6 +74,36 @@ def test_evaluate_needs_only_the_model(trained, synthetic_data_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_members_train_an_ensemble_that_a_rerun_keeps(synthetic_data_dir, tmp_path, capsys):
+    import keras
+    import numpy as np
+
+    out = tmp_path / "ensemble"
+    args = [*_train_args(synthetic_data_dir, out), "--members", "2", "--seed", "3"]
+    assert train.main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert [(m["folder"], m["seed"]) for m in config["members"]] == [("member0", 3), ("member1", 4)]
+    for member in config["members"]:
+        assert json.loads((out / member["folder"] / "config.json").read_text())["seed"] == member["seed"]
+    assert (out / "inference.json").is_file() and not list(out.glob(".*partial*"))
+
+    members = [keras.saving.load_model(out / f"member{i}" / "model.keras", compile=False) for i in (0, 1)]
+    ensemble = keras.saving.load_model(out / "model.keras", compile=False, safe_mode=True)
+    images = np.random.default_rng(0).random((4, 32, 32, 1), dtype=np.float32)
+    alone = [m.predict_on_batch(images) for m in members]
+    assert not np.allclose(alone[0], alone[1], atol=1e-3)  # two seeds, two models
+    np.testing.assert_allclose(ensemble.predict_on_batch(images), (alone[0] + alone[1]) / 2, atol=1e-5)
+    assert evaluate.main(["--model", str(out / "model.keras"), "--data-dir", synthetic_data_dir,
+                          "--out", str(tmp_path / "eval")]) == 0
+
+    history = (out / "member1" / "history.csv").read_text()
+    capsys.readouterr()
+    assert train.main(args) == 0  # both members finished: neither is trained again
+    assert capsys.readouterr().out.count("not training it again") == 2
+    assert (out / "member1" / "history.csv").read_text() == history
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("with_masks", [True, False])
 def test_evaluate_input_folder(trained, tmp_path, with_masks):
     scans = tmp_path / "scans"
