@@ -90,3 +90,23 @@ def test_killed_search_resumes_keeping_finished_trials(search_args, tmp_path):
     assert finished.stat().st_mtime_ns == stamp and trials[0]["score"] == score  # not redone
     best = json.loads((project / "best_hparams.json").read_text())
     assert best["score"] == max(t["score"] for t in trials)
+
+
+@pytest.mark.slow
+def test_search_killed_as_a_trial_ends_does_not_redo_it(search_args, tmp_path):
+    # Keras Tuner saves oracle.json with the finished trial still listed as running, then takes it
+    # off the list: a kill in between leaves this oracle.json, and a reloaded oracle reruns the trial.
+    command = [sys.executable, str(ROOT / "tuning" / "search.py"), *search_args(1, 1)]
+    assert subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, timeout=600).returncode == 0
+    oracle_file, finished = tmp_path / "p" / "oracle.json", tmp_path / "p" / "trial_0" / "trial.json"
+    oracle = json.loads(oracle_file.read_text())
+    trial_id = json.loads(finished.read_text())["trial_id"]
+    oracle["ongoing_trials"], oracle["end_order"] = {"tuner0": trial_id}, []
+    oracle_file.write_text(json.dumps(oracle))
+    stamp = finished.stat().st_mtime_ns
+
+    rerun = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert finished.stat().st_mtime_ns == stamp  # kept, not run again
+    assert not (tmp_path / "p" / "trial_1").exists()
+    assert json.loads(oracle_file.read_text())["end_order"] == [trial_id]

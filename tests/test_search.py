@@ -32,3 +32,21 @@ def test_missing_dataset_gives_the_build_command(tmp_path, capsys):
     code = search.main(["--dataset", "lgg_mri/synthetic", "--data-dir", str(tmp_path), "--directory", str(tmp_path)])
     assert code == 2
     assert "tfds build lgg_mri --imports brainmri_tfds --config synthetic" in capsys.readouterr().err
+
+
+def test_keras_tuner_state_files_are_replaced_whole(tmp_path):
+    from keras_tuner.src import utils
+
+    from tuning.tuner_state import atomic_state_files
+
+    path = tmp_path / "oracle.json"
+    path.write_text('{"old": 1}')
+    inode = path.stat().st_ino
+    with atomic_state_files():
+        utils.save_json(str(path), {"new": 2})
+    assert json.loads(path.read_text()) == {"new": 2}
+    assert path.stat().st_ino != inode  # a new file renamed over the old, never the old one truncated
+    assert [p.name for p in tmp_path.iterdir()] == ["oracle.json"]
+    inode = path.stat().st_ino
+    utils.save_json(str(path), {"after": 3})  # outside, Keras Tuner's own writer again
+    assert path.stat().st_ino == inode and json.loads(path.read_text()) == {"after": 3}

@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from tuning.hypermodel import UNetHyperModel
     from tuning.precision import resolve_precision
     from tuning.settings import DataSettings, write_json
+    from tuning.tuner_state import atomic_state_files, keep_finished_trials_on_resume
 
     try:
         data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir, args.normalization)
@@ -138,8 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     hyperparameters = keras_tuner.HyperParameters()
     if args.batch_size:
         hyperparameters.Fixed("batch_size", args.batch_size)
-    tuner = make_tuner(args.tuner, hypermodel, args.max_trials, args.max_epochs, args.seed, args.directory,
-                       args.project_name, args.overwrite, hyperparameters)
     project = os.path.join(args.directory, args.project_name)
     callbacks = [
         keras.callbacks.EarlyStopping(monitor=OBJECTIVE_NAME, mode="max", patience=args.patience),
@@ -147,12 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     ]
     start = time.perf_counter()
     print(f"search: {args.tuner} in {project} (rerun the same command to resume)", flush=True)
-    try:
-        tuner.search(train, validation_data=validation, epochs=args.max_epochs, callbacks=callbacks, verbose=2)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished trials are kept in {project}; rerun the same command to resume",
-              file=sys.stderr)
-        return 130
+    with atomic_state_files():
+        tuner = make_tuner(args.tuner, hypermodel, args.max_trials, args.max_epochs, args.seed, args.directory,
+                           args.project_name, args.overwrite, hyperparameters)
+        keep_finished_trials_on_resume(tuner, _is_distributed_worker())
+        try:
+            tuner.search(train, validation_data=validation, epochs=args.max_epochs, callbacks=callbacks, verbose=2)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: finished trials are kept in {project}; rerun the same command to resume",
+                  file=sys.stderr)
+            return 130
     if _is_distributed_worker():
         print(f"worker {os.environ['KERASTUNER_TUNER_ID']}: no trials left after {time.perf_counter() - start:.0f} s; "
               "the chief writes best_hparams.json")
