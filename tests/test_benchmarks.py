@@ -112,3 +112,30 @@ def test_compare_runs_tells_a_real_gain_from_noise(tmp_path, capsys):
     assert main([str(a), str(tmp_path / "missing")]) == 2
     one = _fake_run(tmp_path / "one", [{"P0": 0.9}])
     assert verdict(one)["verdict"] == "too few patients to tell"
+
+
+def test_worst_patients_counts_the_under_segmented(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from worst_patients import main
+
+    patients = {  # name: (Dice, true pixels, predicted pixels)
+        "A": (0.0, 400, 100), "B": (0.3, 300, 600), "C": (0.5, 200, 50), "D": (0.9, 100, 100), "E": (0.95, 0, 0),
+    }
+    for index, names in enumerate(["AB", "CDE"]):
+        for scoring, scale in (("eval", 1), ("eval-plain", 2)):
+            folder = tmp_path / "run" / f"round{index}" / scoring
+            folder.mkdir(parents=True)
+            per_patient = {p: {"dice": patients[p][0], "true_pixels": patients[p][1],
+                               "predicted_pixels": patients[p][2] * scale} for p in names}
+            (folder / "report.json").write_text(json.dumps({"per_patient": per_patient}))
+
+    def result(*flags) -> dict:
+        assert main([str(tmp_path / "run"), *flags]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    worst = result("--worst", "3")
+    assert [row["patient"] for row in worst["worst"]] == ["A", "B", "C"]
+    assert worst["under_segmented"] == 2 and worst["worst"][0]["ratio"] == 0.25
+    assert worst["patients"] == 5 and worst["predicted_over_true"] == pytest.approx(850 / 1000)
+    assert result("--plain")["predicted_over_true"] == pytest.approx(1700 / 1000)
+    assert main([str(tmp_path / "missing")]) == 2
