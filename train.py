@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import platform
 import sys
@@ -121,8 +122,6 @@ UNCOMPARED_KEYS = ("command", "versions")  # may differ between two runs of the 
 
 def finished_training(folder: Path, run_config: dict) -> dict | None:
     """The best-epoch record of a model in `folder` already trained with `run_config`'s settings, else None."""
-    import json
-
     path = folder / "config.json"
     if not (path.is_file() and (folder / "model.keras").is_file()):
         return None
