@@ -101,7 +101,7 @@ def load_model_and_settings(model_path: str, dataset: str | None, data_dir: str 
     if tuple(model.input_shape) != expected:
         raise EvaluationError(
             f"{path}: model takes inputs {tuple(model.input_shape)} but config.json says "
-            f"{data.image_size}px with {data.n_channels} channel(s) ({data.channels})"
+            f"{data.image_size}px with {data.n_channels} channel(s) ({data.channels}, context {data.context})"
         )
     mask_shape = (None, data.image_size, data.image_size, 1)
     if not isinstance(model.output_shape, tuple) or tuple(model.output_shape) != mask_shape:

@@ -103,7 +103,7 @@ def resolve(args, parser) -> tuple[dict, DataSettings, str]:
     else:
         values, data_json = {}, DataSettings().to_json()
     overrides = {"dataset": args.dataset, "image_size": args.image_size, "channels": args.channels,
-                 "normalization": args.normalization}
+                 "normalization": args.normalization, "context": args.context}
     data_json = {**data_json, **{k: v for k, v in overrides.items() if v is not None}}
     try:
         recipe = {"batch_size": args.batch_size or None, "tumour_share": args.tumour_share,
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         def training_data(seed: int):
             return pipeline.batch(data.slices(args.train_split, seed=seed), global_batch, augment=not args.no_augment,
                                   seed=seed, drop_remainder=whole_batches, tumour_share=config.tumour_share,
-                                  augment_strength=config.augment_strength)
+                                  augment_strength=config.augment_strength, slice_channels=data.slice_channels)
 
         train = training_data(args.seed)
         validation = pipeline.batch(data.slices(args.validation_split), global_batch, drop_remainder=whole_batches)
@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                 build_unet(data.image_size, data.n_channels, **config.architecture(), precision=precision),
                 config.learning_rate, config.loss, config.ema_momentum)
         print(f"{name}training {model.name} ({model.count_params():,} parameters) on {data.dataset} "
-              f"{data.image_size}px/{data.channels}/{data.normalization} normalisation in {precision}, "
+              f"{data.image_size}px/{data.channels}/{data.normalization} normalisation/context {data.context} "
+              f"in {precision}, "
               f"{strategy.num_replicas_in_sync} replica(s) x batch {config.batch_size} -> {folder}", flush=True)
         record = train_one(model, train, validation, folder, member_config, args, config.ema_momentum)
         if record is None:

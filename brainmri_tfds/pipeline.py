@@ -5,7 +5,8 @@
 gives batches of `(image float32 [B, S, S, C] in [0, 1], mask float32 [B, S, S, 1] in {0, 1})`:
 decode -> per-patient normalisation (see `brainmri_tfds.normalization`; one extra pass over the split
 reads each patient's intensity histogram) -> resize (bilinear image, nearest mask) -> cache (uint8)
--> shuffle -> [oversample tumour slices] -> batch -> augment -> prefetch.
+-> [stack neighbouring slices: `context`] -> shuffle -> [oversample tumour slices] -> batch -> augment
+-> prefetch.
 Augmentation runs on whole batches (each slice still gets its own random transform), which is
 several times faster on a CPU than slice by slice.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -79,6 +81,33 @@ def prepare_image(image: tf.Tensor, image_size: int, channels: str) -> tf.Tensor
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
+def neighbour_positions(slice_counts, context: int) -> np.ndarray:
+    """Positions [sum(slice_counts), 2 context + 1] of each slice's neighbours, for patients'
+    volumes (in slice order) laid end to end with `slice_counts` slices each: slice i with the
+    `context` slices before and after it. Beyond a patient's first or last slice, that slice
+    stands in (as if the volume were padded by repeating its end slices)."""
+    if context < 0:
+        raise ValueError(f"context must be 0 or more slices, got {context}")
+    counts = np.asarray(slice_counts, np.int64)
+    last = np.repeat(np.cumsum(counts) - 1, counts)[:, None]  # each slice's patient's last position
+    first = last - np.repeat(counts, counts)[:, None] + 1
+    own = np.arange(counts.sum())[:, None]
+    return np.clip(own + np.arange(-context, context + 1), first, last)
+
+
+def stack_neighbours(slices: tf.Tensor, positions) -> tf.Tensor:
+    """Slices [N, H, W, C] and positions [..., K] (see `neighbour_positions`) -> [..., H, W, K x C]:
+    the slices at those positions, their channels side by side (the first position's C channels
+    first). Slice i of a patient with one slice of context on each side: channels of i-1, i, i+1."""
+    positions = tf.convert_to_tensor(positions)
+    gathered = tf.gather(slices, positions)  # [..., K, H, W, C]
+    rank = len(positions.shape)  # K's axis is rank - 1
+    order = [*range(rank - 1), rank, rank + 1, rank - 1, rank + 2]
+    moved = tf.transpose(gathered, order)  # [..., H, W, K, C]
+    stacked = positions.shape[-1] * slices.shape[-1]
+    return tf.reshape(moved, tf.concat([tf.shape(moved)[:-2], [stacked]], axis=0))
+
+
 def prepare_mask(mask: tf.Tensor, image_size: int) -> tf.Tensor:
     """uint8 mask(s) [..., H, W, 1] in {0, 1} -> float32 [..., S, S, 1] in {0, 1}."""
     mask = tf.image.resize(mask, (image_size, image_size), method="nearest")
@@ -110,11 +139,14 @@ def random_geometry(batch: int, size: int, seed: int, strength: float = 1.0) -> 
     return tf.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=1)
 
 
-def augmenter(seed: int, missing_sequence_rate: float = MISSING_SEQUENCE_RATE, strength: float = 1.0):
-    """Random flip, small rotation and zoom (image and mask together, one warp); for three-channel
-    input, FLAIR copied over the other two sequences in `missing_sequence_rate` of the slices, as
-    Kaggle stores a patient without them; then intensity jitter. `strength` scales the rotation,
-    zoom and intensity ranges (1: MAX_ROTATION, MAX_ZOOM, MAX_INTENSITY)."""
+def augmenter(seed: int, missing_sequence_rate: float = MISSING_SEQUENCE_RATE, strength: float = 1.0,
+              slice_channels: int | None = None):
+    """Random flip, small rotation and zoom (image and mask together, one warp); where each slice
+    has three channels (the three sequences), FLAIR copied over the other two in
+    `missing_sequence_rate` of the examples, as Kaggle stores a patient without them (in a stack
+    of neighbouring slices, in every slice of the stack); then intensity jitter. `strength` scales
+    the rotation, zoom and intensity ranges (1: MAX_ROTATION, MAX_ZOOM, MAX_INTENSITY).
+    `slice_channels` is the channels of one slice (default: all of the image's, no neighbours)."""
     import keras
 
     if not 0.0 < strength <= 4.0:
@@ -130,9 +162,11 @@ def augmenter(seed: int, missing_sequence_rate: float = MISSING_SEQUENCE_RATE, s
         moved = keras.ops.image.affine_transform(tf.concat([image, mask], axis=-1), transform,
                                                  interpolation="bilinear", fill_mode="constant")
         image, mask = moved[..., :n], moved[..., n:]
-        if image.shape[-1] == 3:
+        channels = image.shape[-1]
+        if (slice_channels or channels) == 3:
+            flair = [3 * (c // 3) + 1 for c in range(channels)]  # each channel's slice's FLAIR
             missing = tf.random.uniform((tf.shape(image)[0], 1, 1, 1), seed=seed + 5) < missing_sequence_rate
-            image = tf.where(missing, tf.repeat(image[..., 1:2], 3, axis=-1), image)
+            image = tf.where(missing, tf.gather(image, flair, axis=-1), image)
         image = tf.clip_by_value(intensity(image, training=True), 0.0, 1.0)
         return image, tf.cast(mask > 0.5, tf.float32)
 
@@ -161,13 +195,17 @@ def make_dataset(
     normalization: str = "patient",
     tumour_share: float = 0.0,
     augment_strength: float = 1.0,
+    context: int = 0,
 ) -> tf.data.Dataset:
     """Batches of (image, mask) for Keras; `shuffle` defaults to True for 'train' only.
 
     `normalization` is 'patient' (each patient's channels scaled to a common brightness, see
     `brainmri_tfds.normalization`) or 'none' (the uint8 values as they are). `tumour_share`
     oversamples tumour slices (see `oversample_tumour`; 0, the default, keeps the split's share);
-    `augment_strength` scales the augmentation's ranges (see `augmenter`).
+    `augment_strength` scales the augmentation's ranges (see `augmenter`). `context` > 0 gives each
+    slice the chosen channels of the `context` slices before and after it in its patient's volume
+    as well (2.5D input: C x (2 context + 1) channels, see `stack_neighbours`); the prepared split
+    is then held in memory rather than in a tf.data cache.
 
     `batch_size=None` gives the prepared, cached, shuffled slices unbatched, for a caller that
     batches them itself with `batch()` (as the tuner does to search over batch size).
@@ -178,6 +216,8 @@ def make_dataset(
         raise ValueError(f"image_size must be at least 8, got {image_size}")
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if context < 0:
+        raise ValueError(f"context must be 0 or more slices, got {context}")
     shuffle = split == "train" if shuffle is None else shuffle
     # The cache and the shuffle buffer hold uint8 (a quarter of float32's memory: 0.6 GB rather than 2.3 GB for Kaggle's
     # 3,929 slices at 256x256x3); values become float32 after it. Rounding the resized image to
@@ -187,12 +227,17 @@ def make_dataset(
         levels_of = level_lookup(split_levels(examples))
         examples = examples.map(lambda ex: {**ex, "image": apply_levels(ex["image"], levels_of(ex["patient_id"]))},
                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = examples.map(
+    prepared = examples.map(
         lambda ex: (_to_uint8(prepare_image(ex["image"], image_size, channels)),
-                    tf.cast(prepare_mask(ex["mask"], image_size), tf.uint8)),
+                    tf.cast(prepare_mask(ex["mask"], image_size), tf.uint8),
+                    ex["patient_id"], ex["slice_index"]),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
-    ).cache()
+    )
+    if context:
+        dataset = with_neighbours(prepared, context)
+    else:
+        dataset = prepared.map(lambda image, mask, patient, index: (image, mask)).cache()
     if shuffle:  # before the float conversion, so the buffer too holds uint8
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -201,7 +246,29 @@ def make_dataset(
             raise ValueError("augment and tumour_share need a batch_size: they run in batch()")
         return dataset
     return batch(dataset, batch_size, augment=augment, seed=seed, tumour_share=tumour_share,
-                 augment_strength=augment_strength)
+                 augment_strength=augment_strength, slice_channels=CHANNEL_MODES[channels])
+
+
+def with_neighbours(prepared: tf.data.Dataset, context: int) -> tf.data.Dataset:
+    """(image uint8 [S, S, C], mask, patient_id, slice_index) of a split, in any order -> (image
+    uint8 [S, S, C x (2 context + 1)], mask) in patient and slice order: each slice stacked with
+    its `context` neighbours on each side (see `stack_neighbours`). Reads the split once into memory
+    (uint8: 50 MB for Kaggle's 3,929 slices at 128x128x3), so each stack is gathered, not stored."""
+    images, masks, patients, indices = [], [], [], []
+    for image, mask, patient, index in prepared.as_numpy_iterator():
+        images.append(image)
+        masks.append(mask)
+        patients.append(patient)
+        indices.append(index)
+    if not images:
+        raise ValueError("the split holds no slices")
+    order = np.lexsort((np.array(indices), np.array(patients)))  # by patient, then slice index
+    _, counts = np.unique(np.array(patients)[order], return_counts=True)
+    positions = neighbour_positions(counts, context)
+    slices = tf.constant(np.stack(images)[order])
+    return tf.data.Dataset.from_tensor_slices((positions, np.stack(masks)[order])).map(
+        lambda position, mask: (stack_neighbours(slices, position), mask),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def has_tumour(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -228,9 +295,10 @@ def oversample_tumour(dataset: tf.data.Dataset, tumour_share: float, seed: int =
 
 
 def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed: int = 0,
-          drop_remainder: bool = False, tumour_share: float = 0.0, augment_strength: float = 1.0) -> tf.data.Dataset:
+          drop_remainder: bool = False, tumour_share: float = 0.0, augment_strength: float = 1.0,
+          slice_channels: int | None = None) -> tf.data.Dataset:
     """Unbatched (image, mask) pairs -> batches, augmented if asked (`augment_strength` scales the
-    ranges, see `augmenter`), prefetched. `tumour_share` oversamples tumour slices to that share
+    ranges; `slice_channels`, the channels of one slice of a stack; see `augmenter`), prefetched. `tumour_share` oversamples tumour slices to that share
     (see `oversample_tumour`; 0 keeps the split's own). `drop_remainder` leaves out a last partial
     batch (tf.distribute hands the slices of a partial batch to the first replicas, so a later one
     can get none, which batch norm cannot take)."""
@@ -238,5 +306,6 @@ def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed
         dataset = oversample_tumour(dataset, tumour_share, seed)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if augment:
-        dataset = dataset.map(augmenter(seed, strength=augment_strength), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(augmenter(seed, strength=augment_strength, slice_channels=slice_channels),
+                              num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

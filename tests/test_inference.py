@@ -91,3 +91,24 @@ def test_ensemble_averages_its_members_per_patient_in_slice_order():
         np.testing.assert_allclose(volume.probability, 0.45, atol=1e-3)
     alone = predict_ensemble([(_Constant(0.2), flair)], lambda: iter(slices), flip_average=False, progress=False)
     np.testing.assert_allclose(alone["a"].probability, 0.2, atol=1e-3)
+
+
+class _PreviousSlice:
+    """A stand-in model whose 'probability' is the first channel of its input: with one slice of
+    context on each side, the previous slice."""
+
+    def predict_on_batch(self, batch):
+        return np.asarray(batch)[..., :1]
+
+
+def test_prediction_with_context_sees_each_slice_between_its_neighbours():
+    from tuning.inference import predict_patients
+
+    brightness = {1: 40, 2: 80, 3: 120}
+    slices = [("p", index, np.full((256, 256, 3), value, np.uint8), None)
+              for index, value in [(3, 120), (1, 40), (2, 80)]]  # out of slice order
+    data = DataSettings(dataset="lgg_mri/synthetic", image_size=8, channels="flair", normalization="none", context=1)
+    volume = predict_patients(_PreviousSlice(), slices, data, flip_average=False, progress=False)["p"]
+    assert volume.index == [1, 2, 3]
+    seen = volume.probability[:, 128, 128] * 255
+    np.testing.assert_allclose(seen, [brightness[1], brightness[1], brightness[2]], atol=1.0)  # the first is its own

@@ -127,3 +127,52 @@ def test_oversampling_leaves_a_split_without_tumour_as_it_is():
 def test_oversampling_share_must_be_a_fraction(share):
     with pytest.raises(ValueError, match="tumour_share"):
         pipeline.oversample_tumour(_numbered_slices(10, 5), share)
+
+
+def test_neighbour_positions_stay_inside_each_patient():
+    positions = pipeline.neighbour_positions([3, 1, 2], context=1)
+    assert positions.tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 2], [3, 3, 3], [4, 4, 5], [4, 5, 5]]
+    assert pipeline.neighbour_positions([4], context=0).tolist() == [[0], [1], [2], [3]]
+    with pytest.raises(ValueError, match="context"):
+        pipeline.neighbour_positions([4], context=-1)
+
+
+def test_stacked_slices_keep_their_channels_together_in_slice_order():
+    slices = np.arange(4)[:, None, None, None] * 10 + np.arange(3) * np.ones((4, 2, 2, 3), np.int32)  # slice*10 + channel
+    stacked = pipeline.stack_neighbours(slices, pipeline.neighbour_positions([4], context=1)).numpy()
+    assert stacked.shape == (4, 2, 2, 9)
+    assert stacked[1, 0, 0].tolist() == [0, 1, 2, 10, 11, 12, 20, 21, 22]
+    assert stacked[3, 1, 1].tolist() == [20, 21, 22, 30, 31, 32, 30, 31, 32]
+    one = pipeline.stack_neighbours(slices, pipeline.neighbour_positions([4], context=1)[0]).numpy()
+    assert one.shape == (2, 2, 9) and one[0, 0].tolist() == [0, 1, 2, 0, 1, 2, 10, 11, 12]
+
+
+def test_context_gives_each_slice_its_neighbours_from_the_same_patient(synthetic_data_dir):
+    def slices(context):
+        dataset = pipeline.make_dataset("train", data_dir=synthetic_data_dir, config="synthetic", image_size=32,
+                                        channels="flair", batch_size=None, shuffle=False, context=context)
+        return np.stack([image for image, _ in dataset.as_numpy_iterator()])
+
+    single, stacked = slices(0), slices(1)
+    assert stacked.shape == (*single.shape[:3], 3)
+    # the middle channel is the slice itself: the same slices as without context
+    assert sorted(map(bytes, single.round(3))) == sorted(map(bytes, stacked[..., 1:2].round(3)))
+    # in slice order, each slice's next neighbour is the next slice, except at the end of a patient
+    follows = np.all(stacked[:-1, ..., 2] == stacked[1:, ..., 1], axis=(1, 2))
+    patients = len({p for p in pipeline.load_split("train", synthetic_data_dir, "synthetic")
+                    .map(lambda ex: ex["patient_id"]).as_numpy_iterator()})
+    assert (~follows).sum() == patients - 1
+    ends = np.flatnonzero(~follows)  # a patient's last slice is its own next neighbour
+    np.testing.assert_array_equal(stacked[ends, ..., 2], stacked[ends, ..., 1])
+
+
+@pytest.mark.parametrize("slice_channels, stacked_sequences", [(3, True), (1, False)])
+def test_missing_sequence_augmentation_treats_each_slice_of_a_stack(slice_channels, stacked_sequences):
+    rng = np.random.default_rng(0)
+    channels = 9 if slice_channels == 3 else 3
+    images = tf.constant(rng.uniform(0.2, 0.8, (4, 16, 16, channels)), tf.float32)
+    augmented, _ = pipeline.augmenter(seed=3, missing_sequence_rate=1.0, slice_channels=slice_channels)(
+        images, tf.zeros((4, 16, 16, 1)))
+    triples = augmented.numpy().reshape(4, 16, 16, channels // 3, 3)
+    flair_everywhere = np.abs(triples - triples[..., 1:2]).max() < 1e-6
+    assert flair_everywhere == stacked_sequences

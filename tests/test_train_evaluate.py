@@ -40,7 +40,7 @@ def trained(synthetic_data_dir, tmp_path_factory):
 def test_one_epoch_writes_model_config_history_and_curves(trained):
     config = json.loads((trained / "config.json").read_text())
     assert config["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
-                              "normalization": "patient"}
+                              "normalization": "patient", "context": 0}
     assert config["hyperparameters"]["depth"] == 4 and config["seed"] == 0
     assert config["hyperparameters"]["tumour_share"] == 0.5 and config["hyperparameters"]["augment_strength"] == 2
     assert config["hyperparameters"]["ema_momentum"] == 0.9
@@ -170,6 +170,29 @@ def test_evaluate_model_with_other_channels(trained, tmp_path, capsys):
     assert evaluate.main(["--model", str(path)]) == 2
     error = capsys.readouterr().err
     assert "(None, 32, 32, 1)" in error and "3 channel(s)" in error
+
+
+@pytest.mark.slow
+def test_context_trains_and_scores_a_2_5d_model(synthetic_data_dir, tmp_path):
+    import keras
+
+    out = tmp_path / "ctx"
+    assert train.main([*_train_args(synthetic_data_dir, out), "--context", "1"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["context"] == 1
+    model = keras.saving.load_model(out / "model.keras", compile=False, safe_mode=True)
+    assert model.input_shape == (None, 32, 32, 3)  # FLAIR of slices i-1, i, i+1
+    assert evaluate.main(["--model", str(out / "model.keras"), "--data-dir", synthetic_data_dir,
+                          "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["n_patients"] == 2 and 0.0 <= report["volume_dice_mean"] <= 1.0
+
+
+@pytest.mark.parametrize("context", ["-1", "5"])
+def test_context_out_of_range_is_refused(synthetic_data_dir, tmp_path, context, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train.main([*_train_args(synthetic_data_dir, tmp_path / "r"), "--context", context])
+    assert exit_.value.code == 2 and "context must be 0 to 4" in capsys.readouterr().err
 
 
 def test_train_without_dataset_gives_the_build_command(tmp_path, capsys):

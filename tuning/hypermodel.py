@@ -197,7 +197,7 @@ class UNetHyperModel(keras_tuner.HyperModel):
     """Searches depth, width, batch norm, dropout, up-sampling, learning rate, loss and batch size."""
 
     def __init__(self, image_size: int = 128, channels: int = 3, depths=DEPTHS, augment: bool = True, seed: int = 0,
-                 precision: str = "float32", base_filters=BASE_FILTERS, **kwargs):
+                 precision: str = "float32", base_filters=BASE_FILTERS, slice_channels: int | None = None, **kwargs):
         super().__init__(**kwargs)
         check_structure(image_size, channels, depths)
         if not base_filters or min(base_filters) < 1:
@@ -206,6 +206,7 @@ class UNetHyperModel(keras_tuner.HyperModel):
         self.precision = precision
         self.image_size = image_size
         self.channels = channels
+        self.slice_channels = slice_channels  # of one slice, where `channels` stacks neighbouring slices
         self.depths = tuple(depths)
         self.augment = augment
         self.seed = seed
@@ -238,7 +239,7 @@ class UNetHyperModel(keras_tuner.HyperModel):
         (Keras ignores `fit(batch_size=...)` for a dataset)."""
         config = self.declare(hp)
         x = pipeline.batch(x, config.batch_size, augment=self.augment, seed=self.seed, tumour_share=config.tumour_share,
-                           augment_strength=config.augment_strength)
+                           augment_strength=config.augment_strength, slice_channels=self.slice_channels)
         if validation_data is not None:
             validation_data = pipeline.batch(validation_data, config.batch_size)
         kwargs["callbacks"] = ema_callbacks(config.ema_momentum) + list(kwargs.get("callbacks") or [])

@@ -93,26 +93,32 @@ class PatientVolume:
 
 
 def predict_probabilities(model, images: np.ndarray, data, flip_average: bool) -> np.ndarray:
-    """Probabilities [N, 256, 256] for uint8 images [N, 256, 256, 3], already normalised as
-    `data.normalization` says (`predict_patients` does that), resized and cut to `data`'s channels."""
+    """Probabilities [N, 256, 256] for one patient's uint8 slices [N, 256, 256, 3] in slice order,
+    already normalised as `data.normalization` says (`predict_patients` does that), resized, cut
+    to `data`'s channels and, with `data.context`, stacked with their neighbours as in training."""
     import tensorflow as tf
 
-    from brainmri_tfds import prepare_image
+    from brainmri_tfds.pipeline import neighbour_positions, prepare_image, stack_neighbours
 
-    batch = prepare_image(images, data.image_size, data.channels)
-    probability = model.predict_on_batch(batch)
-    if flip_average:
-        mirrored = model.predict_on_batch(tf.reverse(batch, axis=[2]))
-        probability = (probability + tf.reverse(mirrored, axis=[2]).numpy()) / 2.0
-    probability = tf.image.resize(probability, (NATIVE, NATIVE), method="bilinear").numpy()
-    return probability[..., 0]
+    slices = prepare_image(images, data.image_size, data.channels)
+    positions = neighbour_positions([len(images)], data.context)
+    probabilities = []
+    for start in range(0, len(images), BATCH):
+        batch = stack_neighbours(slices, positions[start:start + BATCH])
+        probability = model.predict_on_batch(batch)
+        if flip_average:
+            mirrored = model.predict_on_batch(tf.reverse(batch, axis=[2]))
+            probability = (probability + tf.reverse(mirrored, axis=[2]).numpy()) / 2.0
+        probabilities.append(tf.image.resize(probability, (NATIVE, NATIVE), method="bilinear").numpy()[..., 0])
+    return np.concatenate(probabilities)
 
 
 def predict_patients(model, slices: Iterable, data, flip_average: bool,
                      progress: bool = True) -> dict[str, PatientVolume]:
     """Per patient, from (patient, slice index, image uint8 256x256x3, mask uint8 256x256x1 or None)
     items in any order. Each patient's slices are gathered and put in slice order first, so that
-    with `data.normalization` 'patient' the whole volume sets its levels, as in training."""
+    with `data.normalization` 'patient' the whole volume sets its levels, and with `data.context`
+    each slice's neighbours are known, as in training."""
     from brainmri_tfds.normalization import apply_levels, patient_levels
 
     volumes: dict[str, PatientVolume] = {}
@@ -123,7 +129,7 @@ def predict_patients(model, slices: Iterable, data, flip_average: bool,
         volume.flair.append(image[..., 1])
         volume.truth.append(None if mask is None else mask[..., 0].astype(bool))
         inputs.setdefault(patient, []).append(image)
-    stream = []
+    total = 0
     for patient, volume in volumes.items():
         order = np.argsort(volume.index, kind="stable")
         for name in ("index", "flair", "truth"):
@@ -132,14 +138,9 @@ def predict_patients(model, slices: Iterable, data, flip_average: bool,
         images = np.stack([unordered[i] for i in order])
         if data.normalization == "patient":
             images = apply_levels(images, patient_levels(images)).numpy()
-        stream.extend((patient, image) for image in images)
-    total = 0
-    for start in range(0, len(stream), BATCH):
-        pending = stream[start:start + BATCH]
-        probabilities = predict_probabilities(model, np.stack([image for _, image in pending]), data, flip_average)
-        for (patient, _), probability in zip(pending, probabilities):
-            volumes[patient].probability_slices.append(probability.astype(np.float16))
-        total += len(pending)
+        probabilities = predict_probabilities(model, images, data, flip_average)
+        volume.probability_slices = list(probabilities.astype(np.float16))
+        total += len(images)
         if progress:
             print(f"\rpredicted {total} slices", end="", flush=True)
     if progress:

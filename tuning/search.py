@@ -125,9 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     from tuning.tuner_state import atomic_state_files, keep_finished_trials_on_resume
 
     try:
-        data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir, args.normalization)
+        data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir, args.normalization,
+                            args.context)
         hypermodel = UNetHyperModel(data.image_size, data.n_channels, augment=not args.no_augment, seed=args.seed,
-                                    precision=resolve_precision(args.precision), base_filters=args.base_filters)
+                                    precision=resolve_precision(args.precision), base_filters=args.base_filters,
+                                    slice_channels=data.slice_channels)
     except ValueError as err:
         parser.error(str(err))
     try:

@@ -13,6 +13,8 @@ import brainmri_tfds
 from brainmri_tfds.normalization import NORMALIZATIONS
 from brainmri_tfds.pipeline import CHANNEL_MODES, DEFAULT_IMAGE_SIZE, parse_dataset_name
 
+MAX_CONTEXT = 4
+
 
 @dataclasses.dataclass(frozen=True)
 class DataSettings:
@@ -23,6 +25,7 @@ class DataSettings:
     channels: str = "all"
     data_dir: str | None = None
     normalization: str = "patient"
+    context: int = 0  # neighbouring slices on each side stacked into the input (2.5D)
 
     def __post_init__(self):
         parse_dataset_name(self.dataset)
@@ -30,36 +33,46 @@ class DataSettings:
             raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {self.channels!r}")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
+        if not 0 <= self.context <= MAX_CONTEXT:
+            raise ValueError(f"context must be 0 to {MAX_CONTEXT} slices on each side, got {self.context}")
 
     @property
     def config(self) -> str:
         return parse_dataset_name(self.dataset)
 
     @property
-    def n_channels(self) -> int:
+    def slice_channels(self) -> int:
+        """Channels of one slice (3 for all sequences)."""
         return CHANNEL_MODES[self.channels]
+
+    @property
+    def n_channels(self) -> int:
+        """Channels of the model's input: one slice's, times the slices stacked."""
+        return self.slice_channels * (2 * self.context + 1)
 
     def slices(self, split: str, shuffle: bool | None = None, seed: int = 0):
         """The split's prepared, cached slices, unbatched (see `brainmri_tfds.make_dataset`)."""
         return brainmri_tfds.make_dataset(
             split, data_dir=self.data_dir, config=self.config, image_size=self.image_size,
             channels=self.channels, batch_size=None, shuffle=shuffle, seed=seed, normalization=self.normalization,
+            context=self.context,
         )
 
     def to_json(self) -> dict:
         return {"dataset": self.dataset, "image_size": self.image_size, "channels": self.channels,
-                "normalization": self.normalization}
+                "normalization": self.normalization, "context": self.context}
 
     @classmethod
     def from_json(cls, values: dict, data_dir: str | None = None) -> "DataSettings":
         """From config.json/best_hparams.json's "data"; files written before normalisation existed
-        were trained on raw values, so a missing "normalization" means 'none'."""
+        were trained on raw values, so a missing "normalization" means 'none'; and on single slices,
+        so a missing "context" means 0."""
         return cls(values["dataset"], int(values["image_size"]), values["channels"], data_dir,
-                   values.get("normalization", "none"))
+                   values.get("normalization", "none"), int(values.get("context", 0)))
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    """--dataset, --data-dir, --image-size, --channels (defaults None when `defaults` is False,
+    """--dataset, --data-dir, --image-size, --channels, --normalization, --context (defaults None when `defaults` is False,
     so a script can tell a flag the user gave from one it should read from a JSON file)."""
     base = DataSettings()
     parser.add_argument(
@@ -81,6 +94,11 @@ def add_data_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -
         "--normalization", choices=NORMALIZATIONS, default=base.normalization if defaults else None,
         help="patient = scale each patient's channels to a common brightness (99th percentile -> 255); "
              "none = raw values" + (f" (default {base.normalization})" if defaults else ""),
+    )
+    parser.add_argument(
+        "--context", type=int, default=base.context if defaults else None,
+        help="2.5D input: also give the model the chosen channels of this many neighbouring slices on each side "
+             "(1: slices i-1, i, i+1)" + (f" (default {base.context})" if defaults else ""),
     )
 
 
