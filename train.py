@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         whole_batches = strategy.num_replicas_in_sync > 1  # no replica may get an empty share
 
         def training_data(seed: int):
-            return pipeline.batch(data.slices(args.train_split, seed=seed), global_batch, augment=not args.no_augment,
+            return pipeline.batch(data.slices(args.train_split, shuffle=True, seed=seed), global_batch, augment=not args.no_augment,
                                   seed=seed, drop_remainder=whole_batches, tumour_share=config.tumour_share,
                                   augment_strength=config.augment_strength, slice_channels=data.slice_channels)
 

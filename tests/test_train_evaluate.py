@@ -188,6 +188,31 @@ def test_context_trains_and_scores_a_2_5d_model(synthetic_data_dir, tmp_path):
     assert report["n_patients"] == 2 and 0.0 <= report["volume_dice_mean"] <= 1.0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["train", "search"])
+def test_training_slices_are_reshuffled_whatever_the_split_is_called(script, synthetic_data_dir, tmp_path,
+                                                                     monkeypatch):
+    import brainmri_tfds
+    from tuning import search
+
+    asked = {}
+    make_dataset = brainmri_tfds.make_dataset
+
+    def recording(split, **kwargs):
+        asked[split] = kwargs["shuffle"]
+        return make_dataset(split, **kwargs)
+
+    monkeypatch.setattr(brainmri_tfds, "make_dataset", recording)
+    splits = ["--train-split", "train+test", "--validation-split", "validation"]  # as a cross-validation names folds
+    if script == "train":
+        assert train.main([*_train_args(synthetic_data_dir, tmp_path / "r"), *splits]) == 0
+    else:
+        assert search.main(["--dataset", "lgg_mri/synthetic", "--data-dir", synthetic_data_dir, "--image-size", "32",
+                            "--channels", "flair", "--tuner", "random", "--max-trials", "1", "--max-epochs", "1",
+                            "--batch-size", "32", "--directory", str(tmp_path), *splits]) == 0
+    assert asked["train+test"] is True and not asked["validation"]
+
+
 @pytest.mark.parametrize("context", ["-1", "5"])
 def test_context_out_of_range_is_refused(synthetic_data_dir, tmp_path, context, capsys):
     with pytest.raises(SystemExit) as exit_:

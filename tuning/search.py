@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     try:
-        train, validation = data.slices(args.train_split, seed=args.seed), data.slices(args.validation_split)
+        train = data.slices(args.train_split, shuffle=True, seed=args.seed)  # whatever the split's name
+        validation = data.slices(args.validation_split)
     except (DatasetNotBuiltError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

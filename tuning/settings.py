@@ -51,7 +51,9 @@ class DataSettings:
         return self.slice_channels * (2 * self.context + 1)
 
     def slices(self, split: str, shuffle: bool | None = None, seed: int = 0):
-        """The split's prepared, cached slices, unbatched (see `brainmri_tfds.make_dataset`)."""
+        """The split's prepared, cached slices, unbatched (see `brainmri_tfds.make_dataset`; `shuffle`
+        None shuffles the split named 'train' only, so training on any other split, such as the
+        folds of a cross-validation, must ask for it)."""
         return brainmri_tfds.make_dataset(
             split, data_dir=self.data_dir, config=self.config, image_size=self.image_size,
             channels=self.channels, batch_size=None, shuffle=shuffle, seed=seed, normalization=self.normalization,
