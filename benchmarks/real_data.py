@@ -5,6 +5,7 @@
     python benchmarks/real_data.py -- --hparams runs/tuning/unet/best_hparams.json
     python benchmarks/real_data.py --out runs/ensemble --ensemble runs/cv-a runs/cv-b   # no training
     python benchmarks/real_data.py --out runs/t03 --ensemble runs/cv-a --evaluate-args="--threshold 0.3"
+    python benchmarks/real_data.py --out runs/half --train-folds 3    # learning curve: 12 training patients
 
 Builds `lgg_mri/kaggle_3m_folds` from --manual-dir (the Kaggle zip or kaggle_3m/), then for each
 round of `brainmri_tfds.splits.cross_validation_splits` (default: 10 folds, 2 tested, 1 for
@@ -60,6 +61,9 @@ def parse_args(argv):
     parser.add_argument("--out", default="runs/real_data", help="output folder (default runs/real_data)")
     parser.add_argument("--test-folds", type=int, default=2, help="folds tested per round (default 2 of 10)")
     parser.add_argument("--validation-folds", type=int, default=1, help="folds for validation (default 1)")
+    parser.add_argument("--train-folds", type=int,
+                        help="train each round on only this many of its training folds (a learning curve; "
+                             "default all, 7 of 10)")
     parser.add_argument("--rounds", type=int, nargs="+", help="run only these rounds (default all)")
     parser.add_argument("--ensemble", nargs="+", metavar="RUN",
                         help="instead of training, score each round's ensemble of these earlier runs' models")
@@ -74,7 +78,7 @@ def parse_args(argv):
     if args.ensemble and args.train_args:
         parser.error("--ensemble trains nothing: no train.py flags")
     try:
-        args.rotations = cross_validation_splits(FOLDS, args.test_folds, args.validation_folds)
+        args.rotations = cross_validation_splits(FOLDS, args.test_folds, args.validation_folds, args.train_folds)
     except ValueError as err:
         parser.error(str(err))
     if args.rounds and not set(args.rounds) <= {r.index for r in args.rotations}:
@@ -178,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                    for r in rounds],
         "build_seconds": round(build_s, 1),
         "train_seconds_total": round(sum(r["train_seconds"] for r in rounds), 1),
+        "train_folds": args.rotations[0].train.count("+") + 1,
         "train_args": args.train_args,
         "evaluate_args": args.evaluate_args,
         "ensemble": args.ensemble,

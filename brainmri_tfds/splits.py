@@ -57,19 +57,28 @@ class Rotation:
     test: str
 
 
-def cross_validation_splits(folds: int, test_folds: int = 2, validation_folds: int = 1) -> list[Rotation]:
+def cross_validation_splits(folds: int, test_folds: int = 2, validation_folds: int = 1,
+                            train_folds: int | None = None) -> list[Rotation]:
     """Rotations that test every fold once: round r tests folds [r*t, r*t + t), validates on the
-    next `validation_folds` folds (wrapping around) and trains on the rest."""
+    next `validation_folds` folds (wrapping around) and trains on the rest, or, with
+    `train_folds`, on only the next `train_folds` of them (a learning curve: the same test and
+    validation patients, fewer training patients)."""
     if test_folds < 1 or validation_folds < 1 or folds % test_folds or test_folds + validation_folds >= folds:
         raise ValueError(
             f"cannot rotate {folds} folds with {test_folds} test and {validation_folds} validation folds: "
             "test_folds must divide folds and leave at least one fold to train on"
         )
+    available = folds - test_folds - validation_folds
+    if train_folds is None:
+        train_folds = available
+    if not 1 <= train_folds <= available:
+        raise ValueError(f"train_folds must be 1..{available} (the folds left after test and validation), "
+                         f"got {train_folds}")
     rotations = []
     for r in range(folds // test_folds):
         order = [(r * test_folds + k) % folds for k in range(folds)]
         test, validation = order[:test_folds], order[test_folds:test_folds + validation_folds]
-        train = sorted(order[test_folds + validation_folds:])
+        train = sorted(order[test_folds + validation_folds:test_folds + validation_folds + train_folds])
         rotations.append(Rotation(
             index=r,
             train="+".join(map(fold_name, train)),

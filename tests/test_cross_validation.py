@@ -33,6 +33,24 @@ def test_rotations_test_every_fold_once_and_never_train_on_it(folds, test, valid
         assert len(train | val | held) == folds
 
 
+def test_learning_curve_rotations_train_on_fewer_folds_and_test_the_same_patients():
+    full, fewer = cross_validation_splits(10), cross_validation_splits(10, train_folds=3)
+    assert [(r.validation, r.test) for r in fewer] == [(r.validation, r.test) for r in full]
+    for small, large in zip(fewer, full):
+        kept = small.train.split("+")
+        assert len(kept) == 3 and set(kept) < set(large.train.split("+"))
+    assert len({r.train for r in fewer}) == len(fewer)  # each round keeps different folds
+    with pytest.raises(ValueError, match="train_folds must be 1..7"):
+        cross_validation_splits(10, train_folds=8)
+
+
+def test_real_data_benchmark_refuses_a_training_fold_count_out_of_range():
+    result = subprocess.run([sys.executable, "benchmarks/real_data.py", "--train-folds", "0"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "train_folds must be 1..7" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_rotation_that_leaves_nothing_to_train_on_is_refused():
     with pytest.raises(ValueError, match="cannot rotate"):
         cross_validation_splits(4, test_folds=2, validation_folds=2)
@@ -134,15 +152,18 @@ def test_real_data_benchmark_scores_a_round_then_an_ensemble_of_runs(folds_manua
              folds_data_dir, "--rounds", "0", *flags], cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
 
-    run = tmp_path / "run"
-    benchmark("--out", str(run), "--", "--image-size", "32", "--channels", "flair", "--epochs", "1",
-              "--batch-size", "8")
+    run = tmp_path / "run"  # trained on 2 of its round's 7 training folds (a learning curve's point)
+    benchmark("--out", str(run), "--train-folds", "2", "--", "--image-size", "32", "--channels", "flair",
+              "--epochs", "1", "--batch-size", "8")
     single = json.loads((run / "summary.json").read_text())
     assert single["per_patient_dice"]["patients"] == 2 and single["rounds"][0]["test"] == "fold0+fold1"
+    assert single["train_folds"] == 2
+    assert json.loads((run / "round0" / "config.json").read_text())["splits"]["train"] == "fold3+fold4"
     low, high = single["per_patient_dice"]["mean_ci95"]
     assert low <= single["per_patient_dice"]["mean"] <= high
 
-    benchmark("--out", str(tmp_path / "pair"), "--ensemble", str(run), str(run), "--evaluate-args=--threshold 0.35")
+    benchmark("--out", str(tmp_path / "pair"), "--train-folds", "2", "--ensemble", str(run), str(run),
+              "--evaluate-args=--threshold 0.35")
     pair = json.loads((tmp_path / "pair" / "round0" / "round.json").read_text())
     assert pair["models"] == [str(run / "round0" / "model.keras")] * 2 and pair["train_seconds"] == 0
     assert pair["inference"]["threshold"] == 0.35  # not a candidate train.py could have chosen
