@@ -301,10 +301,11 @@ def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed
           drop_remainder: bool = False, tumour_share: float = 0.0, augment_strength: float = 1.0,
           slice_channels: int | None = None) -> tf.data.Dataset:
     """Unbatched (image, mask) pairs -> batches, augmented if asked (`augment_strength` scales the
-    ranges; `slice_channels`, the channels of one slice of a stack; see `augmenter`), prefetched. `tumour_share` oversamples tumour slices to that share
-    (see `oversample_tumour`; 0 keeps the split's own). `drop_remainder` leaves out a last partial
-    batch (tf.distribute hands the slices of a partial batch to the first replicas, so a later one
-    can get none, which batch norm cannot take)."""
+    ranges; `slice_channels`, the channels of one slice of a stack; see `augmenter`), prefetched.
+    `tumour_share` oversamples tumour slices to that share (see `oversample_tumour`; 0 keeps the
+    split's own). `drop_remainder` leaves out a last partial batch (tf.distribute hands the slices
+    of a partial batch to the first replicas, so a later one can get none, which batch norm cannot
+    take)."""
     if tumour_share:
         dataset = oversample_tumour(dataset, tumour_share, seed)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
