@@ -63,7 +63,7 @@ def parse_args(argv):
     parser.add_argument("--validation-folds", type=int, default=1, help="folds for validation (default 1)")
     parser.add_argument("--train-folds", type=int,
                         help="train each round on only this many of its training folds (a learning curve; "
-                             "default all, 7 of 10)")
+                             "default all of them: 7 with the default test and validation folds)")
     parser.add_argument("--rounds", type=int, nargs="+", help="run only these rounds (default all)")
     parser.add_argument("--ensemble", nargs="+", metavar="RUN",
                         help="instead of training, score each round's ensemble of these earlier runs' models")

@@ -77,8 +77,9 @@ def cross_validation_splits(folds: int, test_folds: int = 2, validation_folds: i
     rotations = []
     for r in range(folds // test_folds):
         order = [(r * test_folds + k) % folds for k in range(folds)]
-        test, validation = order[:test_folds], order[test_folds:test_folds + validation_folds]
-        train = sorted(order[test_folds + validation_folds:test_folds + validation_folds + train_folds])
+        held = test_folds + validation_folds
+        test, validation = order[:test_folds], order[test_folds:held]
+        train = sorted(order[held:held + train_folds])
         rotations.append(Rotation(
             index=r,
             train="+".join(map(fold_name, train)),
