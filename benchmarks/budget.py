@@ -31,10 +31,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the checkout's packages come first
 
-from real_data import build, run  # noqa: E402  (benchmarks/ is the script's folder)
+from tuning.crossval.rounds import build, run  # noqa: E402
 
 KAGGLE_PATIENTS = 110
 KAGGLE_SLICES = (20, 52)  # drawn uniformly: about 36 per patient, 3,929 / 110 in Kaggle's data

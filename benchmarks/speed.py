@@ -29,7 +29,6 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_args(argv):
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from tuning.hypermodel import UNetConfig, build_unet, compile_unet
+    from tuning.unet import UNetConfig, build_unet, compile_unet
     from tuning.precision import resolve_precision
 
     config = UNetConfig(depth=args.depth, base_filters=args.base_filters, dropout=0.0, batch_norm=True,

@@ -2,7 +2,7 @@
 
 The Kaggle slices are uint8, but scanners and sites differ: over the 40 development patients the
 99th percentile of FLAIR runs from 79 to 207. A model trained on bright patients misses the whole
-tumour of a dim one. As the dataset authors do (Buda et al. 2019, per volume), every channel of a
+tumor of a dim one. As the dataset authors do (Buda et al. 2019, per volume), every channel of a
 patient is scaled so that the `PERCENTILE`th percentile of its non-zero voxels over all the
 patient's slices becomes 255 (brighter voxels saturate); 0 stays 0. Values stay uint8, so the
 cache keeps its size.

@@ -5,7 +5,7 @@
 gives batches of `(image float32 [B, S, S, C] in [0, 1], mask float32 [B, S, S, 1] in {0, 1})`:
 decode -> per-patient normalisation (see `brainmri_tfds.normalization`; one extra pass over the split
 reads each patient's intensity histogram) -> resize (bilinear image, nearest mask) -> cache (uint8)
--> [stack neighbouring slices: `context`] -> shuffle -> [oversample tumour slices] -> batch -> augment
+-> [stack neighbouring slices: `context`] -> shuffle -> [oversample tumor slices] -> batch -> augment
 -> prefetch.
 Augmentation runs on whole batches (each slice still gets its own random transform), which is
 several times faster on a CPU than slice by slice.
@@ -13,21 +13,34 @@ several times faster on a CPU than slice by slice.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from brainmri_tfds.augmentation import augmenter
 from brainmri_tfds.normalization import NORMALIZATIONS, apply_levels, level_lookup, split_levels
 
 CHANNEL_MODES = {"all": 3, "flair": 1, "gray": 1}  # mode -> number of model input channels
 DEFAULT_IMAGE_SIZE = 128
+MIN_IMAGE_SIZE = 8
+MAX_CONTEXT = 4  # neighbouring slices on each side (2.5D input)
 SHUFFLE_BUFFER = 1024
 
 
 class DatasetNotBuiltError(RuntimeError):
     """The requested dataset is not in data_dir; the message gives the command that builds it."""
+
+
+def check_options(image_size: int, channels: str, normalization: str, context: int) -> None:
+    """Raises ValueError naming the first option a slice cannot be prepared with."""
+    if channels not in CHANNEL_MODES:
+        raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if not 0 <= context <= MAX_CONTEXT:
+        raise ValueError(f"context must be 0 to {MAX_CONTEXT} slices on each side, got {context}")
 
 
 def build_command(config: str, data_dir: str | None) -> str:
@@ -69,9 +82,8 @@ def load_split(split: str, data_dir: str | None = None, config: str = "kaggle_3m
 
 
 def prepare_image(image: tf.Tensor, image_size: int, channels: str) -> tf.Tensor:
-    """uint8 slice(s) [..., H, W, 3] -> float32 [..., S, S, C] in [0, 1] for the chosen channels."""
-    if channels not in CHANNEL_MODES:
-        raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
+    """uint8 slice(s) [..., H, W, 3] -> float32 [..., S, S, C] in [0, 1] for the chosen channels
+    (one of CHANNEL_MODES)."""
     image = tf.image.convert_image_dtype(tf.convert_to_tensor(image), tf.float32)
     if channels == "flair":
         image = image[..., 1:2]
@@ -86,8 +98,6 @@ def neighbour_positions(slice_counts, context: int) -> np.ndarray:
     volumes (in slice order) laid end to end with `slice_counts` slices each: slice i with the
     `context` slices before and after it. Beyond a patient's first or last slice, that slice
     stands in (as if the volume were padded by repeating its end slices)."""
-    if context < 0:
-        raise ValueError(f"context must be 0 or more slices, got {context}")
     counts = np.asarray(slice_counts, np.int64)
     last = np.repeat(np.cumsum(counts) - 1, counts)[:, None]  # each slice's patient's last position
     first = last - np.repeat(counts, counts)[:, None] + 1
@@ -114,65 +124,6 @@ def prepare_mask(mask: tf.Tensor, image_size: int) -> tf.Tensor:
     return tf.cast(mask, tf.float32)
 
 
-# Augmentation ranges at strength 1 (`augmenter(strength=...)` scales them all).
-MAX_ROTATION = 0.05  # of a full turn: +-18 degrees
-MAX_ZOOM = 0.1  # +-10%
-MAX_INTENSITY = 0.1  # brightness shift and contrast factor, +-10%
-# Kaggle's slices hold FLAIR in place of a sequence the patient lacks (2 of the 40 development
-# patients have FLAIR in all three channels); a share of training slices are shown that way.
-MISSING_SEQUENCE_RATE = 0.1
-
-
-def random_geometry(batch: int, size: int, seed: int, strength: float = 1.0) -> tf.Tensor:
-    """[batch, 8] projective transforms (output -> input pixel, as `keras.ops.image.affine_transform`
-    takes them): a random left-right flip, rotation (up to strength x MAX_ROTATION) and zoom (up to
-    strength x MAX_ZOOM) about the image centre, composed."""
-    rotation, zoom_range = MAX_ROTATION * strength, MAX_ZOOM * strength
-    flip = tf.where(tf.random.uniform((batch,), seed=seed) < 0.5, -1.0, 1.0)
-    angle = tf.random.uniform((batch,), -rotation, rotation, seed=seed + 1) * 2.0 * math.pi
-    zoom = 1.0 + tf.random.uniform((batch,), -zoom_range, zoom_range, seed=seed + 2)
-    cos, sin = tf.cos(angle) * zoom, tf.sin(angle) * zoom
-    a0, a1, b0, b1 = cos * flip, -sin, sin * flip, cos
-    centre = (size - 1) / 2.0
-    a2, b2 = centre - (a0 + a1) * centre, centre - (b0 + b1) * centre
-    zero = tf.zeros_like(a0)
-    return tf.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=1)
-
-
-def augmenter(seed: int, missing_sequence_rate: float = MISSING_SEQUENCE_RATE, strength: float = 1.0,
-              slice_channels: int | None = None):
-    """Random flip, small rotation and zoom (image and mask together, one warp); where each slice
-    has three channels (the three sequences), FLAIR copied over the other two in
-    `missing_sequence_rate` of the examples, as Kaggle stores a patient without them (in a stack
-    of neighbouring slices, in every slice of the stack); then intensity jitter. `strength` scales
-    the rotation, zoom and intensity ranges (1: MAX_ROTATION, MAX_ZOOM, MAX_INTENSITY).
-    `slice_channels` is the channels of one slice (default: all of the image's, no neighbours)."""
-    import keras
-
-    if not 0.0 < strength <= 4.0:
-        raise ValueError(f"augmentation strength must be in (0, 4], got {strength}")
-    intensity = keras.Sequential([
-        keras.layers.RandomBrightness(MAX_INTENSITY * strength, value_range=(0.0, 1.0), seed=seed + 3),
-        keras.layers.RandomContrast(MAX_INTENSITY * strength, seed=seed + 4),
-    ])
-
-    def augment(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        n = tf.shape(image)[-1]
-        transform = random_geometry(tf.shape(image)[0], image.shape[1], seed, strength)
-        moved = keras.ops.image.affine_transform(tf.concat([image, mask], axis=-1), transform,
-                                                 interpolation="bilinear", fill_mode="constant")
-        image, mask = moved[..., :n], moved[..., n:]
-        channels = image.shape[-1]
-        if (slice_channels or channels) == 3:
-            flair = [3 * (c // 3) + 1 for c in range(channels)]  # each channel's slice's FLAIR
-            missing = tf.random.uniform((tf.shape(image)[0], 1, 1, 1), seed=seed + 5) < missing_sequence_rate
-            image = tf.where(missing, tf.gather(image, flair, axis=-1), image)
-        image = tf.clip_by_value(intensity(image, training=True), 0.0, 1.0)
-        return image, tf.cast(mask > 0.5, tf.float32)
-
-    return augment
-
-
 def _to_uint8(image: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.round(image * 255.0), tf.uint8)
 
@@ -190,18 +141,19 @@ def make_dataset(
     channels: str = "all",
     batch_size: int | None = 16,
     augment: bool = False,
-    shuffle: bool | None = None,
+    shuffle: bool = False,
     seed: int = 0,
     normalization: str = "patient",
-    tumour_share: float = 0.0,
+    tumor_share: float = 0.0,
     augment_strength: float = 1.0,
     context: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of (image, mask) for Keras; `shuffle` defaults to True for 'train' only.
+    """Batches of (image, mask) for Keras, reshuffled every pass when `shuffle` is True (ask for it
+    when training, whatever the split is called).
 
     `normalization` is 'patient' (each patient's channels scaled to a common brightness, see
-    `brainmri_tfds.normalization`) or 'none' (the uint8 values as they are). `tumour_share`
-    oversamples tumour slices (see `oversample_tumour`; 0, the default, keeps the split's share);
+    `brainmri_tfds.normalization`) or 'none' (the uint8 values as they are). `tumor_share`
+    oversamples tumor slices (see `oversample_tumor`; 0, the default, keeps the split's share);
     `augment_strength` scales the augmentation's ranges (see `augmenter`). `context` > 0 gives each
     slice the chosen channels of the `context` slices before and after it in its patient's volume
     as well (2.5D input: C x (2 context + 1) channels, see `stack_neighbours`); the prepared split
@@ -210,15 +162,7 @@ def make_dataset(
     `batch_size=None` gives the prepared, cached, shuffled slices unbatched, for a caller that
     batches them itself with `batch()` (as the tuner does to search over batch size).
     """
-    if channels not in CHANNEL_MODES:
-        raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
-    if image_size < 8:
-        raise ValueError(f"image_size must be at least 8, got {image_size}")
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    if context < 0:
-        raise ValueError(f"context must be 0 or more slices, got {context}")
-    shuffle = split == "train" if shuffle is None else shuffle
+    check_options(image_size, channels, normalization, context)
     # The cache and the shuffle buffer hold uint8 (a quarter of float32's memory: 0.6 GB rather than 2.3 GB for Kaggle's
     # 3,929 slices at 256x256x3); values become float32 after it. Rounding the resized image to
     # uint8 moves no pixel by more than 0.5/255, and nothing at the native 256x256.
@@ -242,10 +186,10 @@ def make_dataset(
         dataset = dataset.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if batch_size is None:
-        if augment or tumour_share:
-            raise ValueError("augment and tumour_share need a batch_size: they run in batch()")
+        if augment or tumor_share:
+            raise ValueError("augment and tumor_share need a batch_size: they run in batch()")
         return dataset
-    return batch(dataset, batch_size, augment=augment, seed=seed, tumour_share=tumour_share,
+    return batch(dataset, batch_size, augment=augment, seed=seed, tumor_share=tumor_share,
                  augment_strength=augment_strength, slice_channels=CHANNEL_MODES[channels])
 
 
@@ -274,40 +218,40 @@ def with_neighbours(prepared: tf.data.Dataset, context: int) -> tf.data.Dataset:
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def has_tumour(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+def has_tumor(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Whether a slice's mask marks any pixel."""
     return tf.reduce_max(mask) > 0
 
 
-def oversample_tumour(dataset: tf.data.Dataset, tumour_share: float, seed: int = 0) -> tf.data.Dataset:
-    """Unbatched (image, mask) pairs -> as many pairs, drawn so that `tumour_share` of them (in
-    expectation) show tumour: tumour slices repeat and slices without tumour are left out at random
+def oversample_tumor(dataset: tf.data.Dataset, tumor_share: float, seed: int = 0) -> tf.data.Dataset:
+    """Unbatched (image, mask) pairs -> as many pairs, drawn so that `tumor_share` of them (in
+    expectation) show tumor: tumor slices repeat and slices without tumor are left out at random
     as needed. Each pass reshuffles the input, so a later epoch draws other slices. A split without
-    any tumour slice, or without any clear slice, is returned as it is (there is nothing to mix)."""
-    if not 0.0 < tumour_share < 1.0:
-        raise ValueError(f"tumour_share must be between 0 and 1, got {tumour_share}")
+    any tumor slice, or without any clear slice, is returned as it is (there is nothing to mix)."""
+    if not 0.0 < tumor_share < 1.0:
+        raise ValueError(f"tumor_share must be between 0 and 1, got {tumor_share}")
     counts = dataset.reduce(tf.constant([0, 0], tf.int64), lambda count, pair: count + tf.one_hot(
-        tf.cast(has_tumour(*pair), tf.int32), 2, dtype=tf.int64))
-    clear, tumour = (int(n) for n in counts.numpy())
-    if not clear or not tumour:
+        tf.cast(has_tumor(*pair), tf.int32), 2, dtype=tf.int64))
+    clear, tumor = (int(n) for n in counts.numpy())
+    if not clear or not tumor:
         return dataset
-    streams = [dataset.filter(has_tumour).repeat(),
-               dataset.filter(lambda image, mask: tf.logical_not(has_tumour(image, mask))).repeat()]
-    mixed = tf.data.Dataset.sample_from_datasets(streams, [tumour_share, 1.0 - tumour_share], seed=seed)
-    return mixed.take(clear + tumour)
+    streams = [dataset.filter(has_tumor).repeat(),
+               dataset.filter(lambda image, mask: tf.logical_not(has_tumor(image, mask))).repeat()]
+    mixed = tf.data.Dataset.sample_from_datasets(streams, [tumor_share, 1.0 - tumor_share], seed=seed)
+    return mixed.take(clear + tumor)
 
 
 def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed: int = 0,
-          drop_remainder: bool = False, tumour_share: float = 0.0, augment_strength: float = 1.0,
+          drop_remainder: bool = False, tumor_share: float = 0.0, augment_strength: float = 1.0,
           slice_channels: int | None = None) -> tf.data.Dataset:
     """Unbatched (image, mask) pairs -> batches, augmented if asked (`augment_strength` scales the
     ranges; `slice_channels`, the channels of one slice of a stack; see `augmenter`), prefetched.
-    `tumour_share` oversamples tumour slices to that share (see `oversample_tumour`; 0 keeps the
+    `tumor_share` oversamples tumor slices to that share (see `oversample_tumor`; 0 keeps the
     split's own). `drop_remainder` leaves out a last partial batch (tf.distribute hands the slices
     of a partial batch to the first replicas, so a later one can get none, which batch norm cannot
     take)."""
-    if tumour_share:
-        dataset = oversample_tumour(dataset, tumour_share, seed)
+    if tumor_share:
+        dataset = oversample_tumor(dataset, tumor_share, seed)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if augment:
         dataset = dataset.map(augmenter(seed, strength=augment_strength, slice_channels=slice_channels),

@@ -12,6 +12,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _script_main(path: str):
+    """The main() of a script that is not a module, loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def _crossval(command: str):
+    from tuning.crossval.__main__ import main
+
+    return lambda argv: main([command, *argv])
+
+
 def test_speed_benchmark_prints_every_figure(synthetic_data_dir):
     command = [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--depth", "2", "--base-filters", "4",
                "--image-size", "32", "--channels", "1", "--batch-size", "4", "--steps", "2", "--warmup", "1",
@@ -26,8 +42,7 @@ def test_speed_benchmark_prints_every_figure(synthetic_data_dir):
 
 
 def test_resolution_ceiling_is_perfect_at_native_size_and_lower_below(synthetic_data_dir, capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from resolution_ceiling import main
+    main = _script_main("benchmarks/analyses/resolution_ceiling.py")
 
     def ceiling(size: int) -> float:
         assert main(["--data-dir", synthetic_data_dir, "--config", "synthetic", "--image-size", str(size)]) == 0
@@ -37,13 +52,12 @@ def test_resolution_ceiling_is_perfect_at_native_size_and_lower_below(synthetic_
     assert 0.5 < ceiling(32) < ceiling(128) < 1.0
     assert main(["--data-dir", synthetic_data_dir, "--config", "synthetic", "--image-size", "256"]) == 0
     counts = capsys.readouterr().out.strip().splitlines()[-2]
-    total, tumour = int(counts.split()[0].replace(",", "")), int(counts.split(", ")[1].split()[0].replace(",", ""))
-    assert " slices of 20 patients, " in counts and 0 < tumour < total
+    total, tumor = int(counts.split()[0].replace(",", "")), int(counts.split(", ")[1].split()[0].replace(",", ""))
+    assert " slices of 20 patients, " in counts and 0 < tumor < total
 
 
 def test_intensity_spread_names_the_dimmest_and_brightest_patients(synthetic_data_dir, capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from intensity_spread import main
+    main = _script_main("benchmarks/analyses/intensity_spread.py")
 
     assert main(["--data-dir", synthetic_data_dir, "--config", "synthetic"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -88,8 +102,7 @@ def _fake_run(folder: Path, dice_by_round: list[dict[str, float]]) -> Path:
 
 
 def test_compare_runs_tells_a_real_gain_from_noise(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from compare_runs import main
+    main = _crossval("compare")
 
     rng = np.random.default_rng(0)
     base = {f"P{i}": float(d) for i, d in enumerate(rng.uniform(0.3, 0.9, size=40))}
@@ -115,8 +128,7 @@ def test_compare_runs_tells_a_real_gain_from_noise(tmp_path, capsys):
 
 
 def test_worst_patients_counts_the_under_segmented(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from worst_patients import main
+    main = _crossval("worst")
 
     patients = {  # name: (Dice, true pixels, predicted pixels)
         "A": (0.0, 400, 100), "B": (0.3, 300, 600), "C": (0.5, 200, 50), "D": (0.9, 100, 100), "E": (0.95, 0, 0),

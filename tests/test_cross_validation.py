@@ -44,8 +44,8 @@ def test_learning_curve_rotations_train_on_fewer_folds_and_test_the_same_patient
         cross_validation_splits(10, train_folds=8)
 
 
-def test_real_data_benchmark_refuses_a_training_fold_count_out_of_range():
-    result = subprocess.run([sys.executable, "benchmarks/real_data.py", "--train-folds", "0"],
+def test_crossval_refuses_a_training_fold_count_out_of_range():
+    result = subprocess.run([sys.executable, "-m", "tuning.crossval", "run", "--train-folds", "0"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "train_folds must be 1..7" in result.stderr and "Traceback" not in result.stderr
@@ -122,8 +122,9 @@ def test_one_rotation_trains_chooses_inference_and_scores_its_test_folds(folds_d
     assert report["threshold"] == chosen["settings"]["threshold"]
 
 
-def test_real_data_benchmark_says_when_the_zip_is_missing(tmp_path):
-    result = subprocess.run([sys.executable, "benchmarks/real_data.py", "--manual-dir", str(tmp_path / "nowhere")],
+def test_crossval_says_when_the_zip_is_missing(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tuning.crossval", "run", "--manual-dir", str(tmp_path / "nowhere"),
+                             "--data-dir", str(tmp_path / "tfds")],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "no Kaggle data" in result.stderr and "Traceback" not in result.stderr
@@ -145,10 +146,10 @@ def test_search_runs_on_the_folds_of_a_round(folds_data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_data_benchmark_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, folds_data_dir, tmp_path):
+def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, folds_data_dir, tmp_path):
     def benchmark(*flags):
         result = subprocess.run(
-            [sys.executable, "benchmarks/real_data.py", "--manual-dir", str(folds_manual_dir), "--data-dir",
+            [sys.executable, "-m", "tuning.crossval", "run", "--manual-dir", str(folds_manual_dir), "--data-dir",
              folds_data_dir, "--rounds", "0", *flags], cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
 

@@ -7,7 +7,8 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tuning.hypermodel import UNetConfig, UNetHyperModel, build_unet
+from tuning.hypermodel import UNetHyperModel
+from tuning.unet import UNetConfig, build_unet
 from tuning.losses import BceDice, DiceScore
 
 
@@ -23,7 +24,7 @@ def test_default_hyperparameter_values():
         "learning_rate": 1e-3,
         "loss": "bce_dice",
         "batch_size": 16,
-        "tumour_share": 0.5,
+        "tumor_share": 0.5,
         "augment_strength": 1.0,
         "ema_momentum": 0.0,
     }
@@ -63,8 +64,11 @@ def test_invalid_structure_is_a_clear_error(image_size, channels, match):
 
 
 def test_config_rejects_unknown_hyperparameters():
-    with pytest.raises(ValueError, match="unknown hyperparameters"):
-        UNetConfig.from_values({"depth": 3, "widht": 16})
+    from tuning.runfolder import from_fields
+
+    with pytest.raises(ValueError, match=r"best_hparams.json: unknown keys \['widht'\]"):
+        from_fields(UNetConfig, {"depth": 3, "widht": 16}, "best_hparams.json")
+    assert from_fields(UNetConfig, {"tumour_share": 0.3}, "old.json").tumor_share == 0.3  # renamed since
 
 
 def _dice(truth, predicted):
@@ -93,7 +97,7 @@ def test_bce_dice_is_the_sum_of_its_parts():
 def test_model_saves_and_loads_in_safe_mode(tmp_path, upsampling):
     model = build_unet(image_size=32, channels=3, depth=2, base_filters=4, upsampling=upsampling)
     assert not [layer for layer in model.layers if isinstance(layer, keras.layers.Lambda)]
-    from tuning.hypermodel import compile_unet
+    from tuning.unet import compile_unet
 
     compile_unet(model, 1e-3, "bce_dice")
     path = tmp_path / "m.keras"
@@ -128,7 +132,7 @@ def test_bfloat16_only_where_the_cpu_has_it(flags, expected):
 def test_fused_batch_norm_matches_keras_batch_norm(precision):
     import numpy as np
 
-    from tuning.hypermodel import FusedBatchNormalization
+    from tuning.unet import FusedBatchNormalization
 
     inputs = np.random.default_rng(0).normal(2.0, 3.0, (4, 8, 8, 5)).astype("float32")
     fused = FusedBatchNormalization(momentum=0.9, dtype=precision)
@@ -150,7 +154,7 @@ def test_fused_batch_norm_matches_keras_batch_norm(precision):
 def test_kept_model_is_the_one_validation_scored(tmp_path, ema_momentum):
     """With a moving average of the weights, validation, the kept model.keras and the final
     validation loss all use the average, not the raw weights."""
-    from tuning.hypermodel import compile_unet
+    from tuning.unet import compile_unet
     from tuning.training import read_history, training_callbacks
 
     rng = np.random.default_rng(0)

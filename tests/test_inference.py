@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tuning.inference import InferenceSettings, choose_settings, keep_components, predict_probabilities
-from tuning.settings import DataSettings
+from tuning.evaluation.inference import InferenceSettings, choose_settings, keep_components, predict_probabilities
+from brainmri_tfds.settings import DataSettings
 
 
 def _volume():
@@ -40,7 +40,7 @@ def test_settings_refuse_values_out_of_range():
 
 def test_choose_settings_finds_the_better_threshold_and_keeps_defaults_on_ties():
     truth = {"a": _volume()}
-    probability = np.where(_volume(), 0.45, 0.05)  # tumour only above a threshold below 0.45
+    probability = np.where(_volume(), 0.45, 0.05)  # tumor only above a threshold below 0.45
     chosen, table = choose_settings(truth, {False: {"a": probability}})
     assert chosen.threshold < 0.45 and chosen.keep_fraction == 0.0 and not chosen.flip_average
     assert max(row["mean_patient_dice"] for row in table) == 1.0
@@ -55,7 +55,7 @@ def test_flip_average_mirrors_the_prediction_back():
     image = keras.Input((8, 8, 1))
     left_half = keras.layers.Lambda(lambda x: x * 0 + keras.ops.reshape(
         keras.ops.cast(keras.ops.arange(8) < 4, "float32"), (1, 1, 8, 1)))(image)
-    model = keras.Model(image, left_half)  # says "tumour" on the left half whatever it sees
+    model = keras.Model(image, left_half)  # says "tumor" on the left half whatever it sees
     data = DataSettings(dataset="lgg_mri/synthetic", image_size=8, channels="flair")
     images = np.zeros((1, 256, 256, 3), np.uint8)
     plain = predict_probabilities(model, images, data, flip_average=False)
@@ -75,7 +75,7 @@ class _Constant:
 
 
 def test_ensemble_averages_its_members_per_patient_in_slice_order():
-    from tuning.inference import predict_ensemble
+    from tuning.evaluation.inference import predict_ensemble
 
     rng = np.random.default_rng(0)
     slices = [("b", 2, rng.integers(0, 255, (256, 256, 3), np.uint8), None),
@@ -102,7 +102,7 @@ class _PreviousSlice:
 
 
 def test_prediction_with_context_sees_each_slice_between_its_neighbours():
-    from tuning.inference import predict_patients
+    from tuning.evaluation.inference import predict_patients
 
     brightness = {1: 40, 2: 80, 3: 120}
     slices = [("p", index, np.full((256, 256, 3), value, np.uint8), None)

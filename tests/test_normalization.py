@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from brainmri_tfds import normalization, pipeline
-from tuning.settings import DataSettings
+from brainmri_tfds.settings import DataSettings
 
 
 def _volume(seed: int, scale: float) -> np.ndarray:
@@ -66,5 +66,8 @@ def test_unknown_normalisation_is_refused(synthetic_data_dir):
 
 
 def test_models_trained_before_normalisation_keep_raw_values():
-    assert DataSettings.from_json({"dataset": "lgg_mri", "image_size": 128, "channels": "all"}).normalization == "none"
-    assert DataSettings.from_json(DataSettings().to_json()).normalization == "patient"
+    from tuning.runfolder import from_fields
+
+    old = from_fields(DataSettings, {"dataset": "lgg_mri", "image_size": 128, "channels": "all"}, "config.json")
+    assert old.normalization == "none" and old.context == 0
+    assert from_fields(DataSettings, DataSettings().to_json(), "config.json").normalization == "patient"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from brainmri_tfds import pipeline
+from brainmri_tfds import augmentation, pipeline
 
 
 @pytest.mark.parametrize("channels, depth", [("all", 3), ("flair", 1), ("gray", 1)])
@@ -47,7 +47,7 @@ def test_augmentation_moves_image_and_mask_together():
         y, x = rng.integers(12, 40, 2)
         masks[i, y : y + 14, x : x + 20] = 1.0
     images = np.repeat(masks, 3, axis=-1)  # the image shows exactly the mask
-    augmented_images, augmented_masks = pipeline.augmenter(seed=1)(tf.constant(images), tf.constant(masks))
+    augmented_images, augmented_masks = augmentation.augmenter(seed=1)(tf.constant(images), tf.constant(masks))
     moved = augmented_images.numpy()[..., 1] > 0.5
     truth = augmented_masks.numpy()[..., 0] > 0.5
     assert not np.array_equal(truth, masks[..., 0] > 0.5)  # something did move
@@ -59,14 +59,14 @@ def test_augmentation_moves_image_and_mask_together():
 
 @pytest.mark.parametrize("strength", [1.0, 2.0])
 def test_random_geometry_flips_rotates_and_zooms_about_the_centre(strength):
-    transforms = pipeline.random_geometry(256, 64, seed=3, strength=strength).numpy()
+    transforms = augmentation.random_geometry(256, 64, seed=3, strength=strength).numpy()
     linear = transforms[:, [0, 1, 3, 4]].reshape(-1, 2, 2)
     zoom = np.sqrt(np.abs(np.linalg.det(linear)))
-    widest = pipeline.MAX_ZOOM * strength
+    widest = augmentation.MAX_ZOOM * strength
     assert ((1 - widest - 1e-5 <= zoom) & (zoom <= 1 + widest + 1e-5)).all()
     assert np.abs(zoom - 1).max() > 0.8 * widest  # the range is used, not just bounded
     angle = np.abs(np.arctan2(linear[:, 1, 0], linear[:, 1, 1])) / (2 * np.pi)  # of a turn (flip acts on x only)
-    assert angle.max() <= pipeline.MAX_ROTATION * strength + 1e-5 and angle.max() > 0.8 * pipeline.MAX_ROTATION * strength
+    assert angle.max() <= augmentation.MAX_ROTATION * strength + 1e-5 and angle.max() > 0.8 * augmentation.MAX_ROTATION * strength
     flipped = np.linalg.det(linear) < 0
     assert 0.3 < flipped.mean() < 0.7  # about half are mirrored
     centre = np.array([31.5, 31.5])
@@ -91,23 +91,23 @@ def test_augmentation_can_show_a_patient_without_pre_and_post_contrast(rate):
     rng = np.random.default_rng(0)
     images = tf.constant(rng.uniform(0.2, 0.8, (8, 32, 32, 3)), tf.float32)
     masks = tf.zeros((8, 32, 32, 1))
-    augmented, _ = pipeline.augmenter(seed=3, missing_sequence_rate=rate)(images, masks)
+    augmented, _ = augmentation.augmenter(seed=3, missing_sequence_rate=rate)(images, masks)
     channels = augmented.numpy()
     same = np.all(np.abs(channels[..., 0] - channels[..., 1]) < 1e-6, axis=(1, 2)) & np.all(
         np.abs(channels[..., 2] - channels[..., 1]) < 1e-6, axis=(1, 2))
     assert same.all() if rate == 1.0 else not same.any()
 
 
-def _numbered_slices(n: int, tumour: int) -> tf.data.Dataset:
-    """n slices whose image holds their number; the first `tumour` of them have a one-pixel mask."""
+def _numbered_slices(n: int, tumor: int) -> tf.data.Dataset:
+    """n slices whose image holds their number; the first `tumor` of them have a one-pixel mask."""
     masks = np.zeros((n, 4, 4, 1), np.float32)
-    masks[:tumour, 1, 1] = 1.0
+    masks[:tumor, 1, 1] = 1.0
     images = np.arange(n, dtype=np.float32)[:, None, None, None] * np.ones((n, 4, 4, 1), np.float32)
     return tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(n, seed=0)
 
 
-def test_oversampling_shows_tumour_at_the_asked_share_in_epochs_of_the_same_length():
-    epochs = pipeline.batch(_numbered_slices(400, 80), 400, tumour_share=0.5, seed=3)
+def test_oversampling_shows_tumor_at_the_asked_share_in_epochs_of_the_same_length():
+    epochs = pipeline.batch(_numbered_slices(400, 80), 400, tumor_share=0.5, seed=3)
     drawn = []
     for images, masks in epochs.take(1).repeat(3):
         shown = tf.reduce_max(masks, axis=[1, 2, 3]).numpy() > 0
@@ -118,23 +118,24 @@ def test_oversampling_shows_tumour_at_the_asked_share_in_epochs_of_the_same_leng
     assert drawn[0] != drawn[1]  # each epoch leaves out other clear slices
 
 
-def test_oversampling_leaves_a_split_without_tumour_as_it_is():
-    epoch = [float(i[0, 0, 0]) for i, _ in pipeline.oversample_tumour(_numbered_slices(30, 0), 0.5)]
+def test_oversampling_leaves_a_split_without_tumor_as_it_is():
+    epoch = [float(i[0, 0, 0]) for i, _ in pipeline.oversample_tumor(_numbered_slices(30, 0), 0.5)]
     assert sorted(epoch) == list(range(30))
 
 
 @pytest.mark.parametrize("share", [1.0, -0.2])
 def test_oversampling_share_must_be_a_fraction(share):
-    with pytest.raises(ValueError, match="tumour_share"):
-        pipeline.oversample_tumour(_numbered_slices(10, 5), share)
+    with pytest.raises(ValueError, match="tumor_share"):
+        pipeline.oversample_tumor(_numbered_slices(10, 5), share)
 
 
 def test_neighbour_positions_stay_inside_each_patient():
     positions = pipeline.neighbour_positions([3, 1, 2], context=1)
     assert positions.tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 2], [3, 3, 3], [4, 4, 5], [4, 5, 5]]
     assert pipeline.neighbour_positions([4], context=0).tolist() == [[0], [1], [2], [3]]
-    with pytest.raises(ValueError, match="context"):
-        pipeline.neighbour_positions([4], context=-1)
+    for context in (-1, pipeline.MAX_CONTEXT + 1):  # one check, shared by make_dataset and DataSettings
+        with pytest.raises(ValueError, match="context must be 0 to 4"):
+            pipeline.check_options(32, "all", "patient", context)
 
 
 def test_stacked_slices_keep_their_channels_together_in_slice_order():
@@ -171,7 +172,7 @@ def test_missing_sequence_augmentation_treats_each_slice_of_a_stack(slice_channe
     rng = np.random.default_rng(0)
     channels = 9 if slice_channels == 3 else 3
     images = tf.constant(rng.uniform(0.2, 0.8, (4, 16, 16, channels)), tf.float32)
-    augmented, _ = pipeline.augmenter(seed=3, missing_sequence_rate=1.0, slice_channels=slice_channels)(
+    augmented, _ = augmentation.augmenter(seed=3, missing_sequence_rate=1.0, slice_channels=slice_channels)(
         images, tf.zeros((4, 16, 16, 1)))
     triples = augmented.numpy().reshape(4, 16, 16, channels // 3, 3)
     flair_everywhere = np.abs(triples - triples[..., 1:2]).max() < 1e-6

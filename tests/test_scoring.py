@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tuning import scoring
+from tuning.evaluation import scoring
 
 
 def _mask(rows):
@@ -40,7 +40,7 @@ def test_hd95_of_a_shifted_square():
 
 
 def test_summary_by_hand():
-    # Patient a: slice 1 TRUTH vs PRED, slice 2 empty in both. Patient b: tumour missed entirely.
+    # Patient a: slice 1 TRUTH vs PRED, slice 2 empty in both. Patient b: tumor missed entirely.
     truth = {"a": np.stack([TRUTH, EMPTY]), "b": np.stack([TRUTH, EMPTY])}
     predicted = {"a": np.stack([PRED, EMPTY]), "b": np.stack([EMPTY, EMPTY])}
     report = scoring.summarize(truth, predicted)
@@ -58,7 +58,7 @@ def test_summary_by_hand():
     assert report["n_patients_hd95"] == 1
 
 
-def test_patient_without_tumour_predicted_clean_scores_one():
+def test_patient_without_tumor_predicted_clean_scores_one():
     report = scoring.summarize({"c": np.stack([EMPTY, EMPTY])}, {"c": np.stack([EMPTY, EMPTY])})
     assert report["volume_dice_mean"] == 1.0
     assert math.isnan(report["slice_dice_mean"])

@@ -1,6 +1,7 @@
 """tuning/search.py: a tiny random search on synthetic data, its JSON, and resuming it."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -8,12 +9,12 @@ from tuning import search
 
 
 @pytest.mark.slow
-def test_search_writes_best_hparams_and_resumes(search_args, tmp_path):
+def test_search_writes_best_hparams_and_resumes(search_args, tmp_path, synthetic_data_dir):
     widths = ["--base-filters", "4", "8"]  # searched instead of the default 16 and 32
     assert search.main(search_args(1, 1) + widths) == 0
     best = json.loads((tmp_path / "p" / "best_hparams.json").read_text())
     assert best["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
-                            "normalization": "patient", "context": 0}
+                            "normalization": "patient", "context": 0, "data_dir": str(Path(synthetic_data_dir))}
     assert best["objective"] == "val_dice" and 0.0 <= best["score"] <= 1.0
     assert best["hyperparameters"]["batch_size"] == 32
     assert set(best["hyperparameters"]) >= {"depth", "base_filters", "loss", "learning_rate", "upsampling"}

@@ -31,18 +31,18 @@ def _train_args(data_dir, out, epochs=1):
 @pytest.fixture(scope="module")
 def trained(synthetic_data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    assert train.main([*_train_args(synthetic_data_dir, out), "--tumour-share", "0.5", "--augment-strength", "2",
+    assert train.main([*_train_args(synthetic_data_dir, out), "--tumor-share", "0.5", "--augment-strength", "2",
                        "--ema-momentum", "0.9"]) == 0
     return out
 
 
 @pytest.mark.slow
-def test_one_epoch_writes_model_config_history_and_curves(trained):
+def test_one_epoch_writes_model_config_history_and_curves(trained, synthetic_data_dir):
     config = json.loads((trained / "config.json").read_text())
     assert config["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
-                              "normalization": "patient", "context": 0}
+                              "normalization": "patient", "context": 0, "data_dir": str(Path(synthetic_data_dir))}
     assert config["hyperparameters"]["depth"] == 4 and config["seed"] == 0
-    assert config["hyperparameters"]["tumour_share"] == 0.5 and config["hyperparameters"]["augment_strength"] == 2
+    assert config["hyperparameters"]["tumor_share"] == 0.5 and config["hyperparameters"]["augment_strength"] == 2
     assert config["hyperparameters"]["ema_momentum"] == 0.9
     assert {"tensorflow", "keras"} <= set(config["versions"])
     assert (trained / "model.keras").stat().st_size > 0
@@ -192,17 +192,17 @@ def test_context_trains_and_scores_a_2_5d_model(synthetic_data_dir, tmp_path):
 @pytest.mark.parametrize("script", ["train", "search"])
 def test_training_slices_are_reshuffled_whatever_the_split_is_called(script, synthetic_data_dir, tmp_path,
                                                                      monkeypatch):
-    import brainmri_tfds
+    from brainmri_tfds import settings
     from tuning import search
 
     asked = {}
-    make_dataset = brainmri_tfds.make_dataset
+    make_dataset = settings.make_dataset
 
     def recording(split, **kwargs):
         asked[split] = kwargs["shuffle"]
         return make_dataset(split, **kwargs)
 
-    monkeypatch.setattr(brainmri_tfds, "make_dataset", recording)
+    monkeypatch.setattr(settings, "make_dataset", recording)
     splits = ["--train-split", "train+test", "--validation-split", "validation"]  # as a cross-validation names folds
     if script == "train":
         assert train.main([*_train_args(synthetic_data_dir, tmp_path / "r"), *splits]) == 0

@@ -1,16 +1,19 @@
-"""One Keras model that averages the tumour probabilities of several U-Nets (an ensemble).
+"""One Keras model that averages the tumor probabilities of several U-Nets (an ensemble).
 
     ensemble = average_models([keras.saving.load_model(p, compile=False) for p in paths])
     ensemble.save("model.keras")   # evaluate.py and predictions use it as they use one U-Net
 
-Averaging independently trained U-Nets is the lever that cross-validation on real patients
-confirmed besides tumour oversampling (benchmarks/RESULTS.md): single models disagree on the
-same patient from one seed to the next, and their average is steadier.
+Single models trained with other seeds disagree on the same patient; their average is steadier.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import keras
+
+from tuning.runfolder import atomic_path
 
 
 def average_models(members: list[keras.Model], name: str | None = None) -> keras.Model:
@@ -29,3 +32,11 @@ def average_models(members: list[keras.Model], name: str | None = None) -> keras
     inputs = keras.Input(members[0].input_shape[1:], name="image")
     outputs = keras.layers.Average(name="mask", dtype="float32")([member(inputs) for member in members])
     return keras.Model(inputs, outputs, name=name or f"ensemble{len(members)}")
+
+
+def save_ensemble(folders: list[Path], path: str | os.PathLike) -> None:
+    """The ensemble of the model.keras in each of `folders`, saved to `path` whole."""
+    members = [keras.saving.load_model(Path(folder) / "model.keras", compile=False) for folder in folders]
+    ensemble = average_models(members, name=f"ensemble{len(members)}_{members[0].name}")
+    with atomic_path(path) as partial:
+        ensemble.save(partial)

@@ -7,7 +7,7 @@ Shapes: `y_true`, `y_pred` are `[batch, H, W, 1]`, masks in {0, 1}, predictions 
 - `DiceScore`: Dice of the thresholded prediction, accumulated over every pixel of an epoch
   (2 TP / (2 TP + FP + FN)). Empty-mask rule: when truth and prediction are both empty over
   everything seen, the score is 1.0 (nothing to find, nothing found). IoU uses Keras'
-  `BinaryIoU` on the tumour class.
+  `BinaryIoU` on the tumor class.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class DiceScore(keras.metrics.Metric):
 
 
 def training_metrics(threshold: float = 0.5) -> list[keras.metrics.Metric]:
-    """Dice and IoU (tumour class) for `model.compile`; logged as `dice`/`iou` and `val_dice`/`val_iou`."""
+    """Dice and IoU (tumor class) for `model.compile`; logged as `dice`/`iou` and `val_dice`/`val_iou`."""
     return [
         DiceScore(threshold=threshold, name="dice"),
         keras.metrics.BinaryIoU(target_class_ids=[1], threshold=threshold, name="iou"),

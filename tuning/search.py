@@ -22,70 +22,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-OBJECTIVE_NAME = "val_dice"
-
-
-def make_tuner(name: str, hypermodel, max_trials: int, max_epochs: int, seed: int, directory: str,
-               project_name: str, overwrite: bool, hyperparameters=None):
-    """The Keras Tuner of that name, maximising validation Dice; `hyperparameters` holds values
-    fixed in advance (the rest are searched)."""
-    import keras_tuner
-
-    # A bare "val_dice" string would be minimised (Keras has a `dice` loss): say max explicitly.
-    common = dict(
-        objective=keras_tuner.Objective(OBJECTIVE_NAME, direction="max"), seed=seed, directory=directory,
-        project_name=project_name, overwrite=overwrite, max_consecutive_failed_trials=2,
-        hyperparameters=hyperparameters,
-    )
-    if name == "hyperband":
-        return keras_tuner.Hyperband(hypermodel, max_epochs=max_epochs, factor=3, **common)
-    if name == "bayesian":
-        return keras_tuner.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
-    if name == "random":
-        return keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
-    raise ValueError(f"unknown tuner {name!r}")
-
-
-def _is_distributed_worker() -> bool:
-    """True in a worker of Keras Tuner's distributed mode (the chief runs the oracle)."""
-    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
-
-
-def best_trials_table(tuner, limit: int = 5) -> str:
-    """The best finished trials, one row each: id, validation Dice, hyperparameters."""
-    trials = tuner.oracle.get_best_trials(limit)
-    if not trials:
-        return "no finished trials"
-    names = list(trials[0].hyperparameters.values)
-    rows = [["trial", OBJECTIVE_NAME, *names]]
-    for trial in trials:
-        values = [trial.hyperparameters.values.get(n) for n in names]
-        score = "failed" if trial.score is None else f"{trial.score:.4f}"
-        rows.append([trial.trial_id, score, *[f"{v:.2g}" if isinstance(v, float) else str(v) for v in values]])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
-
-
-def best_hparams(tuner, data, tuner_name: str) -> dict:
-    """The winner, its score and trial id, and the data settings `train.py --best` needs."""
-    trial = tuner.oracle.get_best_trials(1)[0]
-    values = dict(trial.hyperparameters.values)
-    # Hyperband adds bookkeeping entries (tuner/epochs, tuner/round ...): not model settings.
-    values = {k: v for k, v in values.items() if not k.startswith("tuner/")}
-    return {
-        "hyperparameters": values,
-        "score": trial.score,
-        "objective": OBJECTIVE_NAME,
-        "trial_id": trial.trial_id,
-        "tuner": tuner_name,
-        "data": data.to_json(),
-    }
-
 
 def parse_args(argv):
     from tuning.hypermodel import BASE_FILTERS
     from tuning.precision import add_precision_argument
-    from tuning.settings import add_data_arguments
+    from brainmri_tfds.settings import add_data_arguments
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(parser)
@@ -121,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     from brainmri_tfds import DatasetNotBuiltError
     from tuning.hypermodel import UNetHyperModel
     from tuning.precision import resolve_precision
-    from tuning.settings import DataSettings, write_json
+    from brainmri_tfds.settings import DataSettings
     from tuning.tuner_state import atomic_state_files, keep_finished_trials_on_resume
+    from tuning.tuners import OBJECTIVE_NAME, best_result, best_trials_table, is_distributed_worker, make_tuner
 
     try:
         data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir, args.normalization,
@@ -134,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     try:
         train = data.slices(args.train_split, shuffle=True, seed=args.seed)  # whatever the split's name
-        validation = data.slices(args.validation_split)
+        validation = data.slices(args.validation_split, shuffle=False)
     except (DatasetNotBuiltError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -152,14 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_state_files():
         tuner = make_tuner(args.tuner, hypermodel, args.max_trials, args.max_epochs, args.seed, args.directory,
                            args.project_name, args.overwrite, hyperparameters)
-        keep_finished_trials_on_resume(tuner, _is_distributed_worker())
+        keep_finished_trials_on_resume(tuner, is_distributed_worker())
         try:
             tuner.search(train, validation_data=validation, epochs=args.max_epochs, callbacks=callbacks, verbose=2)
         except KeyboardInterrupt:
             print(f"\ninterrupted: finished trials are kept in {project}; rerun the same command to resume",
                   file=sys.stderr)
             return 130
-    if _is_distributed_worker():
+    if is_distributed_worker():
         print(f"worker {os.environ['KERASTUNER_TUNER_ID']}: no trials left after {time.perf_counter() - start:.0f} s; "
               "the chief writes best_hparams.json")
         return 0
@@ -168,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no trial finished; see the messages above", file=sys.stderr)
         return 1
     out = os.path.join(project, "best_hparams.json")
-    write_json(out, best_hparams(tuner, data, args.tuner))
+    best_result(tuner, data, args.tuner).write(out)
     print(f"wrote {out}")
     return 0
 

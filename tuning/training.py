@@ -1,34 +1,40 @@
-"""Training one U-Net configuration: callbacks that keep the best model safely, and resume.
+"""Training a U-Net configuration into a run folder: safe to kill, resumed when run again.
 
-Files in the run folder `out`:
-    model.keras          the best model so far by validation loss, replaced atomically
+    record = train_run(run, out, members=1, strategy=strategy)   # run: a tuning.runfolder.RunConfig
+
+Files in a run folder (a member's folder member<i>/ has the same):
+    model.keras          the best model so far by validation loss, replaced whole
     model.best.json      which epoch that was, its loss and Dice (so a resumed run keeps comparing)
+    config.json          the RunConfig; with the outcome once training has ended
     history.csv          one row per finished epoch (appended across resumes)
+    training_curves.png  loss and Dice per epoch
     backup/              Keras BackupAndRestore state; a killed run resumes from the last epoch
     tensorboard/         TensorBoard logs
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
 import keras
 
-from tuning.hypermodel import ema_callbacks
-from tuning.settings import write_json
+from brainmri_tfds import pipeline
+from tuning import runfolder
+from tuning.runfolder import RunConfig
+from tuning.unet import build_unet, compile_unet, ema_callbacks
 
-# Validation loss, not validation Dice, picks the model, cuts the learning rate and stops early: on
-# real patients the thresholded Dice of an epoch-1 model that paints blobs can top every later
-# epoch (seen: 0.73 at epoch 1, then early stopping kept that model, test Dice 0.18), while the
-# loss falls steadily.
+# Validation loss, not the thresholded validation Dice, picks the model, cuts the learning rate and
+# stops early: an early model that paints blobs can score a high thresholded Dice on a few
+# validation patients while its loss is still poor.
 MONITOR = "val_loss"
 
 
 class KeepBestModel(keras.callbacks.Callback):
-    """Saves the model whenever `val_loss` falls, writing a temporary file then renaming it,
-    so `model.keras` is never half-written; the best score survives a resume in a JSON file."""
+    """Saves the model whenever `val_loss` falls, replacing `model.keras` whole; the best score
+    survives a resume in a JSON file."""
 
     def __init__(self, path: str | os.PathLike):
         super().__init__()
@@ -41,11 +47,10 @@ class KeepBestModel(keras.callbacks.Callback):
         if score is None or score >= self.best:
             return
         self.best = float(score)
-        partial = self.path.with_name(f".{self.path.stem}.partial.keras")
-        self.model.save(partial)
-        os.replace(partial, self.path)
-        write_json(self.record, {"epoch": epoch + 1, "score": self.best, "monitor": MONITOR,
-                                 "val_dice": float(logs.get("val_dice", float("nan")))})
+        with runfolder.atomic_path(self.path) as partial:
+            self.model.save(partial)
+        runfolder.write_json(self.record, {"epoch": epoch + 1, "score": self.best, "monitor": MONITOR,
+                                           "val_dice": float(logs.get("val_dice", float("nan")))})
 
 
 def training_callbacks(out: Path, patience: int, ema_momentum: float = 0.0) -> list[keras.callbacks.Callback]:
@@ -73,3 +78,88 @@ def read_history(out: str | os.PathLike) -> dict[str, list[float]]:
             rows[int(row["epoch"])] = row
     ordered = [rows[e] for e in sorted(rows)]
     return {key: [float(r[key]) for r in ordered] for key in (ordered[0] if ordered else {})}
+
+
+def training_batches(run: RunConfig, seed: int):
+    """The training split of `run`, reshuffled every epoch, oversampled, augmented and batched."""
+    whole_batches = run.replicas > 1  # tf.distribute must not hand a replica an empty share
+    return pipeline.batch(run.data.slices(run.splits["train"], shuffle=True, seed=seed), run.global_batch_size,
+                          augment=run.augment, seed=seed, drop_remainder=whole_batches,
+                          tumor_share=run.config.tumor_share, augment_strength=run.config.augment_strength,
+                          slice_channels=run.data.slice_channels)
+
+
+def validation_batches(run: RunConfig):
+    return pipeline.batch(run.data.slices(run.splits["validation"], shuffle=False), run.global_batch_size,
+                          drop_remainder=run.replicas > 1)
+
+
+def fit(run: RunConfig, folder: Path, train, validation, strategy) -> RunConfig | None:
+    """Trains `run`'s model into `folder` (resuming there); the finished RunConfig, or None if interrupted."""
+    from tuning.evaluation.figures import training_curves
+
+    folder.mkdir(parents=True, exist_ok=True)
+    run.write(folder)
+    keras.utils.set_random_seed(run.seed)
+    with strategy.scope():
+        model = compile_unet(
+            build_unet(run.data.image_size, run.data.n_channels, **run.config.architecture(), precision=run.precision),
+            run.config.learning_rate, run.config.loss, run.config.ema_momentum)
+    data = run.data
+    print(f"training {model.name} ({model.count_params():,} parameters) on {data.dataset} {data.image_size}px/"
+          f"{data.channels}/{data.normalization} normalisation/context {data.context} in {run.precision}, "
+          f"{run.replicas} replica(s) x batch {run.config.batch_size} -> {folder}", flush=True)
+    try:
+        model.fit(train, validation_data=validation, epochs=run.epochs,
+                  callbacks=training_callbacks(folder, run.patience, run.config.ema_momentum), verbose=2)
+    except KeyboardInterrupt:
+        return None
+    best = runfolder.read_json(folder / "model.best.json", "best-model record")
+    done = dataclasses.replace(run, best_epoch=best["epoch"], best_val_loss=best["score"], best_val_dice=best["val_dice"])
+    done.write(folder)
+    training_curves(read_history(folder), folder / "training_curves.png")
+    print(f"best validation loss {best['score']:.4f} (Dice {best['val_dice']:.4f}) at epoch {best['epoch']}; "
+          f"saved {folder / 'model.keras'}")
+    return done
+
+
+def train_run(run: RunConfig, out: Path, members: int, strategy) -> RunConfig | None:
+    """Trains `run` into `out`, or `members` models with consecutive seeds into out/member<i>/ and
+    their ensemble (probabilities averaged) as out/model.keras. A model already trained with the
+    same settings is not trained again. The finished RunConfig, or None if interrupted."""
+    from tuning.ensemble import save_ensemble
+
+    folders = [out] if members == 1 else [out / f"member{i}" for i in range(members)]
+    validation = validation_batches(run)
+    done = []
+    for index, folder in enumerate(folders):
+        member = dataclasses.replace(run, seed=run.seed + index)
+        name = f"member {index + 1}/{members} (seed {member.seed}): " if members > 1 else ""
+        finished = runfolder.finished_training(folder, member)
+        if finished:
+            print(f"{name}already trained in {folder} (best epoch {finished.best_epoch}): not training it again")
+        else:
+            print(name, end="")
+            finished = fit(member, folder, training_batches(member, member.seed), validation, strategy)
+            if finished is None:
+                return None
+        done.append(finished)
+    if members == 1:
+        return done[0]
+    save_ensemble(folders, out / "model.keras")
+    outcome = [{"folder": f.name, "seed": d.seed, "best_epoch": d.best_epoch, "best_val_loss": d.best_val_loss,
+                "best_val_dice": d.best_val_dice} for f, d in zip(folders, done)]
+    ensemble = dataclasses.replace(run, members=outcome)
+    ensemble.write(out)
+    print(f"saved the ensemble of {members} models (probabilities averaged) as {out / 'model.keras'}")
+    return ensemble
+
+
+def choose_inference(out: Path, run: RunConfig) -> runfolder.InferenceChoice:
+    """How out/model.keras's probabilities become masks, chosen on `run`'s validation patients."""
+    from tuning.evaluation.inference import calibrate
+
+    model = keras.saving.load_model(out / "model.keras", compile=False)
+    settings, candidates = calibrate(model, run.data, run.splits["validation"])
+    best = max(c["mean_patient_dice"] for c in candidates)
+    return runfolder.InferenceChoice(settings, run.splits["validation"], best, candidates)

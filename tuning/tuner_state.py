@@ -24,18 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
+
+from tuning.runfolder import write_text
 
 
 def _save_json_atomically(path, obj) -> str:
     """Keras Tuner's `utils.save_json` (same arguments and result), replacing the file whole."""
     text = json.dumps(obj)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, partial = tempfile.mkstemp(dir=folder, prefix=".", suffix=".partial")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(partial, path)
+    write_text(path, text)
     return text
 
 

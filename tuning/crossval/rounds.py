@@ -1,30 +1,28 @@
-"""Benchmark: per-patient Dice on real patients by patient cross-validation, and its wall time.
+"""`python -m tuning.crossval run`: per-patient Dice on real patients by patient cross-validation.
 
-    python benchmarks/real_data.py                                   # ../shared/data, train.py defaults
-    python benchmarks/real_data.py --rounds 0 -- --epochs 5          # one round, train.py flags after --
-    python benchmarks/real_data.py -- --hparams runs/tuning/unet/best_hparams.json
-    python benchmarks/real_data.py --out runs/ensemble --ensemble runs/cv-a runs/cv-b   # no training
-    python benchmarks/real_data.py --out runs/t03 --ensemble runs/cv-a --evaluate-args="--threshold 0.3"
-    python benchmarks/real_data.py --out runs/half --train-folds 3    # learning curve: 12 training patients
+    python -m tuning.crossval run --manual-dir ~/Downloads/lgg --out runs/cv        # train.py defaults
+    python -m tuning.crossval run --out runs/cv --rounds 0 -- --epochs 5             # train.py flags after --
+    python -m tuning.crossval run --out runs/pair --ensemble runs/cv-a runs/cv-b     # no training
+    python -m tuning.crossval run --out runs/t03 --ensemble runs/cv --evaluate-args="--threshold 0.3"
+    python -m tuning.crossval run --out runs/half --train-folds 3                    # 3 of 7 training folds
 
-Builds `lgg_mri/kaggle_3m_folds` from --manual-dir (the Kaggle zip or kaggle_3m/), then for each
+Builds `lgg_mri/kaggle_3m_folds` from --manual-dir unless it is built in --data-dir, then for each
 round of `brainmri_tfds.splits.cross_validation_splits` (default: 10 folds, 2 tested, 1 for
 validation, so 5 rounds) runs `train.py` on the training folds and `evaluate.py` on the test
 folds, twice: with the inference settings train.py chose on validation (inference.json) and
 plain (threshold 0.5, no clean-up, no flip averaging). Every patient is scored once, by a model
 that never saw them. Prints and writes --out/summary.json: per-patient Dice mean and median over
 all patients (the mean with a 95% bootstrap interval, patients resampled), per round, and the
-wall time of each step. `benchmarks/compare_runs.py A B` tells whether run B beat run A.
+wall time of each step. `python -m tuning.crossval compare A B` tells whether run B beat run A.
 
 --ensemble RUN... trains nothing: each round scores the ensemble of the runs' models for that
 round (`evaluate.py --model A B ...`; the first run's inference.json gives the chosen settings).
 Every member of a round was trained on that round's folds only, so the test patients stay unseen.
---evaluate-args passes flags to the evaluate.py of the "chosen" scoring (e.g. a fixed threshold,
-overriding inference.json); with --ensemble RUN it re-scores one run's models, without training.
+--evaluate-args passes flags to the evaluate.py of the "chosen" scoring.
 
 Rounds already scored are kept (delete --out/roundN to redo one); an interrupted round resumes
-(train.py resumes from its last finished epoch). Nothing here is committed: it is derived from
-the real data.
+(train.py resumes from its last finished epoch). Needs the repository checkout (train.py and
+evaluate.py beside the `tuning` package).
 """
 
 from __future__ import annotations
@@ -41,24 +39,22 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the checkout's packages come first
+from brainmri_tfds.splits import cross_validation_splits
+from tuning.evaluation.scoring import mean_interval
+from tuning.runfolder import RunConfig, read_json, read_report, write_json
 
-from brainmri_tfds.splits import cross_validation_splits  # noqa: E402
-from tuning.scoring import mean_interval  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: train.py and evaluate.py
 
 CONFIG = "kaggle_3m_folds"
 FOLDS = 10
 PLAIN = ["--threshold", "0.5", "--keep-fraction", "0", "--no-flip-average"]
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--manual-dir", default=str(ROOT.parent / "shared" / "data"),
-                        help="folder with the Kaggle zip or kaggle_3m/ (default ../shared/data beside the checkout)")
-    parser.add_argument("--data-dir", default="runs/real_data/tfds", help="TFDS data_dir (default runs/real_data/tfds)")
-    parser.add_argument("--out", default="runs/real_data", help="output folder (default runs/real_data)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manual-dir", help="folder with the Kaggle zip or kaggle_3m/ (needed until the folds are "
+                                             "built in --data-dir)")
+    parser.add_argument("--data-dir", help="TFDS data_dir (default: TFDS's, ~/tensorflow_datasets)")
+    parser.add_argument("--out", default="runs/crossval", help="output folder (default runs/crossval)")
     parser.add_argument("--test-folds", type=int, default=2, help="folds tested per round (default 2 of 10)")
     parser.add_argument("--validation-folds", type=int, default=1, help="folds for validation (default 1)")
     parser.add_argument("--train-folds", type=int,
@@ -72,7 +68,10 @@ def parse_args(argv):
                              "(they override the inference settings train.py chose; the plain scoring stays)")
     parser.add_argument("train_args", nargs=argparse.REMAINDER,
                         help="after --: flags for train.py (e.g. --hparams FILE --epochs N)")
-    args = parser.parse_args(argv)
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fills args.rotations and normalises the pass-through flags; parser.error on a bad combination."""
     args.train_args = [a for a in args.train_args if a != "--"]
     args.evaluate_args = shlex.split(args.evaluate_args)
     if args.ensemble and args.train_args:
@@ -83,10 +82,9 @@ def parse_args(argv):
         parser.error(str(err))
     if args.rounds and not set(args.rounds) <= {r.index for r in args.rotations}:
         parser.error(f"--rounds must be among 0..{len(args.rotations) - 1}")
-    return args
 
 
-def build(manual_dir: str, data_dir: str, config: str = CONFIG) -> float:
+def build(manual_dir: str | None, data_dir: str | None, config: str = CONFIG) -> float:
     """Builds lgg_mri/<config> (default kaggle_3m_folds) unless already built; returns the seconds it took."""
     import tensorflow_datasets as tfds
 
@@ -95,6 +93,10 @@ def build(manual_dir: str, data_dir: str, config: str = CONFIG) -> float:
     builder = tfds.builder(f"lgg_mri/{config}", data_dir=data_dir)
     if builder.is_prepared():
         return 0.0
+    if not manual_dir or not Path(manual_dir).is_dir():
+        raise FileNotFoundError(
+            f"lgg_mri/{config} is not built in {builder.data_dir_root} and there is no Kaggle data in "
+            f"{manual_dir or '(no --manual-dir given)'}: pass --manual-dir with Kaggle's zip or kaggle_3m/")
     start = time.perf_counter()
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     return time.perf_counter() - start
@@ -104,7 +106,7 @@ def run(command: list[str]) -> float:
     """Runs a repository script, its output shown as it comes; returns its wall time in seconds."""
     print("$ " + " ".join(command), flush=True)
     start = time.perf_counter()
-    subprocess.run([sys.executable, *command], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, str(ROOT / command[0]), *command[1:]], check=True)
     return time.perf_counter() - start
 
 
@@ -121,49 +123,44 @@ def score_round(rotation, args) -> dict:
     folder = Path(args.out) / f"round{rotation.index}"
     record_path = folder / "round.json"
     if record_path.is_file():
-        return json.loads(record_path.read_text())
+        return read_json(record_path, "round record")
     if args.ensemble:
         trained, train_s = [Path(r) / folder.name for r in args.ensemble], 0.0
         for member in trained:
             if not (member / "model.keras").is_file():
                 raise SystemExit(f"error: {member}: no model.keras (run that round first)")
-            splits = json.loads((member / "config.json").read_text())["splits"]
+            splits = RunConfig.read(member).splits
             if (splits["train"], splits["validation"]) != (rotation.train, rotation.validation):
                 raise SystemExit(f"error: {member} trained on {splits['train']} (validation {splits['validation']}), "
                                  f"not round {rotation.index}'s {rotation.train} ({rotation.validation})")
     else:
         trained = [folder]
-        train_s = run(["train.py", "--dataset", f"lgg_mri/{CONFIG}", "--data-dir", args.data_dir,
+        data_dir = ["--data-dir", args.data_dir] if args.data_dir else []
+        train_s = run(["train.py", "--dataset", f"lgg_mri/{CONFIG}", *data_dir,
                        "--train-split", rotation.train, "--validation-split", rotation.validation,
                        "--test-split", rotation.test, "--out", str(folder), *args.train_args])
-    model = ["--model", *(str(f / "model.keras") for f in trained), "--data-dir", args.data_dir,
-             "--split", rotation.test]
+    model = ["--model", *(str(f / "model.keras") for f in trained), "--split", rotation.test]
     evaluate_s = run(["evaluate.py", *model, "--out", str(folder / "eval"), *args.evaluate_args])
     run(["evaluate.py", *model, "--out", str(folder / "eval-plain"), *PLAIN])
     record = {"round": rotation.index, "train": rotation.train, "validation": rotation.validation,
               "test": rotation.test, "train_seconds": round(train_s, 1), "evaluate_seconds": round(evaluate_s, 1),
               "models": [str(f / "model.keras") for f in trained],
-              "config": json.loads((trained[0] / "config.json").read_text()),
+              "config": RunConfig.read(trained[0]).to_json(),
               "evaluate_args": args.evaluate_args}
-    reports = {name: json.loads((folder / name / "report.json").read_text()) for name in ("eval", "eval-plain")}
+    reports = {name: read_report(folder / name) for name in ("eval", "eval-plain")}
     record["inference"] = {k: reports["eval"][k] for k in ("threshold", "keep_fraction", "flip_average")}
     for name, report in reports.items():
         record[name] = {p: s["dice"] for p, s in report["per_patient"].items()}
-    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(record_path, record)
     return record
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(args: argparse.Namespace) -> int:
     from brainmri_tfds import LayoutError
 
-    if not Path(args.manual_dir).is_dir():
-        print(f"error: no Kaggle data in {args.manual_dir}: this benchmark needs the real patients "
-              "(put Kaggle's zip or kaggle_3m/ there, or pass --manual-dir)", file=sys.stderr)
-        return 2
     try:
         build_s = build(args.manual_dir, args.data_dir)
-    except LayoutError as err:
+    except (LayoutError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
@@ -188,10 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         "ensemble": args.ensemble,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
     }
-    Path(args.out, "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(Path(args.out, "summary.json"), summary)
     print(json.dumps(summary, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

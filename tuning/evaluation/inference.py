@@ -6,7 +6,7 @@
 
 - `flip_average`: the model also sees each slice mirrored left-right; the two probability maps
   (the second mirrored back) are averaged.
-- `threshold`: a pixel is tumour where the probability exceeds it.
+- `threshold`: a pixel is tumor where the probability exceeds it.
 - `keep_fraction`: the thresholded slices of a patient, stacked in slice order, form a volume;
   its 3D connected components (26-connectivity) smaller than `keep_fraction` times the largest
   one are removed. 0 keeps everything, 1 keeps the largest component only (as the dataset
@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -51,11 +52,6 @@ class InferenceSettings:
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_json(cls, values: dict) -> "InferenceSettings":
-        names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
 
 def keep_components(volume: np.ndarray, keep_fraction: float) -> np.ndarray:
     """`volume` [slices, H, W] bool without the 3D components smaller than keep_fraction x the largest."""
@@ -72,7 +68,7 @@ def keep_components(volume: np.ndarray, keep_fraction: float) -> np.ndarray:
 @dataclasses.dataclass
 class PatientVolume:
     """One patient's slices in slice order: indices, FLAIR images, true masks (None if unknown),
-    and tumour probabilities at 256x256 (float16)."""
+    and tumor probabilities at 256x256 (float16)."""
 
     index: list[int] = dataclasses.field(default_factory=list)
     flair: list[np.ndarray] = dataclasses.field(default_factory=list)
@@ -90,6 +86,40 @@ class PatientVolume:
     @property
     def truth_volume(self) -> np.ndarray:
         return np.stack(self.truth)
+
+
+def load_trained(path: str | Path, dataset: str | None = None, data_dir: str | None = None):
+    """(model loaded in safe mode, its RunConfig) from a model.keras with train.py's config.json
+    beside it. `dataset` and `data_dir` override what config.json records. Raises ValueError (one
+    line naming the file) for a missing, corrupt or foreign model, or one config.json does not fit."""
+    import keras
+
+    import tuning.unet  # noqa: F401  (registers the U-Net's own layers for loading)
+    from tuning.runfolder import RunConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such model file")
+    try:
+        run = RunConfig.read(path.parent)
+    except FileNotFoundError as err:
+        raise ValueError(str(err)) from None
+    overrides = {k: v for k, v in {"dataset": dataset, "data_dir": data_dir}.items() if v is not None}
+    run = dataclasses.replace(run, data=dataclasses.replace(run.data, **overrides))
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many types for a corrupt or foreign file
+        reason = " ".join(str(err).split())  # Keras' messages span lines; the error is one line
+        raise ValueError(f"{path}: not a loadable brainmri model ({type(err).__name__}: {reason})") from err
+    data = run.data
+    expected = (None, data.image_size, data.image_size, data.n_channels)
+    if tuple(model.input_shape) != expected:
+        raise ValueError(f"{path}: model takes inputs {tuple(model.input_shape)} but config.json says "
+                         f"{data.image_size}px with {data.n_channels} channel(s) ({data.channels}, context {data.context})")
+    mask_shape = (None, data.image_size, data.image_size, 1)
+    if not isinstance(model.output_shape, tuple) or tuple(model.output_shape) != mask_shape:
+        raise ValueError(f"{path}: not a brainmri U-Net (it outputs {model.output_shape}, a U-Net outputs {mask_shape})")
+    return model, run
 
 
 def predict_probabilities(model, images: np.ndarray, data, flip_average: bool) -> np.ndarray:
@@ -167,9 +197,17 @@ def predict_ensemble(members: list[tuple], slices: Callable[[], Iterable], flip_
     return volumes
 
 
-def split_slices(data, split: str) -> Iterable:
-    """(patient, slice index, image uint8 256x256x3, mask uint8 256x256x1) of a built split
-    (`data` is a tuning.settings.DataSettings; `split` any TFDS split string)."""
+def read_slices(data, split: str | None = None, folder: str | None = None) -> Iterable:
+    """(patient, slice index, image uint8 256x256x3, mask uint8 256x256x1 or None) for every slice
+    of a built TFDS split (`split`, any TFDS split string, of `data`'s dataset and data_dir) or of
+    a Kaggle-layout folder or zip that never went through TFDS (`folder`; mask None if absent)."""
+    if folder is not None:
+        from brainmri_tfds import layout
+
+        source = layout.open_source(folder)
+        for item, image, mask in layout.read_slices(source, layout.list_slices(source, masks_required=False)):
+            yield item.patient_id, item.slice_index, image, mask
+        return
     from brainmri_tfds import load_split
 
     for example in load_split(split, data.data_dir, data.config).as_numpy_iterator():
@@ -177,8 +215,8 @@ def split_slices(data, split: str) -> Iterable:
 
 
 def mean_patient_dice(truths: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> float:
-    """Mean over patients of the Dice of all their slices pooled (tuning.scoring's rules)."""
-    from tuning.scoring import confusion, dice
+    """Mean over patients of the Dice of all their slices pooled (tuning.evaluation.scoring's rules)."""
+    from tuning.evaluation.scoring import confusion, dice
 
     return float(np.mean([dice(*confusion(truths[p], masks[p])[:3]) for p in truths]))
 
@@ -206,7 +244,7 @@ def calibrate(model, data, split: str) -> tuple[InferenceSettings, list[dict]]:
     """`choose_settings` on the patients of `split` (the validation split), predicted both ways."""
     probabilities, truths = {}, {}
     for flip in (False, True):
-        volumes = predict_patients(model, split_slices(data, split), data, flip, progress=False)
+        volumes = predict_patients(model, read_slices(data, split), data, flip, progress=False)
         probabilities[flip] = {p: v.probability for p, v in volumes.items()}
         truths = {p: v.truth_volume for p, v in volumes.items()}
     return choose_settings(truths, probabilities)

@@ -1,14 +1,14 @@
-"""Benchmark helper: which patients a cross-validation run scores worst, and whether it paints too
-little or too much tumour on them.
+"""`python -m tuning.crossval worst`: which patients a cross-validation run scores worst, and whether
+it paints too little or too much tumor on them.
 
-    python benchmarks/worst_patients.py runs/ens-ema2              # the 12 lowest, chosen settings
-    python benchmarks/worst_patients.py runs/ens-ema2 --worst 5 --plain
+    python -m tuning.crossval worst runs/cv                     # the 12 lowest, chosen settings
+    python -m tuning.crossval worst runs/cv --worst 5 --plain
 
-Reads every round's report.json of a `benchmarks/real_data.py` run (round*/eval/, or eval-plain/
+Reads every round's report.json of a `tuning.crossval run` output (round*/eval/, or eval-plain/
 with --plain) and prints the --worst patients by per-patient Dice, each with its true and
-predicted tumour pixels and their ratio (below 1: under-segmented), how many of them are
+predicted tumor pixels and their ratio (below 1: under-segmented), how many of them are
 under-segmented, and the ratio of predicted to true pixels summed over all the run's patients.
-The last line is the same as JSON. Writes nothing; needs no TensorFlow.
+The last line is the same as JSON. Writes nothing.
 """
 
 from __future__ import annotations
@@ -18,26 +18,23 @@ import json
 import sys
 from pathlib import Path
 
+from tuning.runfolder import read_report
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", help="run folder (benchmarks/real_data.py --out)")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run folder (tuning.crossval run --out)")
     parser.add_argument("--worst", type=int, default=12, help="list this many lowest patients (default 12)")
     parser.add_argument("--plain", action="store_true",
                         help="the plain scores (threshold 0.5, no clean-up) instead of the chosen settings")
-    args = parser.parse_args(argv)
-    if args.worst < 1:
-        parser.error("--worst must be at least 1")
-    return args
 
 
 def per_patient(run: Path, scoring: str) -> dict[str, dict]:
-    """evaluate.py's per_patient records of every scored round of a real_data.py run."""
+    """evaluate.py's per_patient records of every scored round of a cross-validation run."""
     reports = sorted(run.glob(f"round*/{scoring}/report.json"))
     if not reports:
-        raise ValueError(f"{run}: no round*/{scoring}/report.json (not a benchmarks/real_data.py run, "
+        raise ValueError(f"{run}: no round*/{scoring}/report.json (not a `tuning.crossval run` output, "
                          "or no round finished)")
-    return {p: s for report in reports for p, s in json.loads(report.read_text())["per_patient"].items()}
+    return {p: s for report in reports for p, s in read_report(report.parent)["per_patient"].items()}
 
 
 def worst_patients(patients: dict[str, dict], worst: int) -> dict:
@@ -57,8 +54,10 @@ def worst_patients(patients: dict[str, dict], worst: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(args: argparse.Namespace) -> int:
+    if args.worst < 1:
+        print("error: --worst must be at least 1", file=sys.stderr)
+        return 2
     try:
         result = worst_patients(per_patient(Path(args.run), "eval-plain" if args.plain else "eval"), args.worst)
     except ValueError as err:
@@ -69,11 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
         print(f"{row['patient']:<28} {row['dice']:>6.3f} {row['true_pixels']:>9} {row['predicted_pixels']:>9} "
               f"{ratio:>6}")
-    print(f"{result['under_segmented']} of the {len(result['worst'])} lowest predict fewer tumour pixels than the "
+    print(f"{result['under_segmented']} of the {len(result['worst'])} lowest predict fewer tumor pixels than the "
           f"truth; over all {result['patients']} patients, predicted / true pixels = {result['predicted_over_true']}")
     print(json.dumps(result))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,7 +6,7 @@ Rules for empty masks, stated once and tested:
 - Dice (and IoU) of a truth and a prediction that are both empty is 1.0: nothing to find,
   nothing found. If exactly one is empty it is 0.0.
 - Per-patient ("volume") Dice pools all of a patient's slices, as Buda et al. (2019) report it.
-- `slice_dice_mean` averages over the slices with tumour in the truth or the prediction; slices
+- `slice_dice_mean` averages over the slices with tumor in the truth or the prediction; slices
   where both are empty are left out (they would all score 1.0).
 - `mean_interval` gives a bootstrap confidence interval of a mean over patients (resampling
   patients, as the per-patient Dice's uncertainty comes from which patients were scored).
@@ -64,7 +64,7 @@ def surface_distances(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 
 def hd95(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """95th percentile of the symmetric boundary distances over slices where both masks have tumour."""
+    """95th percentile of the symmetric boundary distances over slices where both masks have tumor."""
     truth, predicted = truth.astype(bool), predicted.astype(bool)
     if truth.ndim == 2:
         truth, predicted = truth[None], predicted[None]

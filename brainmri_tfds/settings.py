@@ -1,19 +1,17 @@
-"""What the scripts share: the data settings (flags <-> JSON) and atomic JSON files."""
+"""The data settings: which dataset a model sees and how, as flags and as JSON.
+
+They travel in best_hparams.json and config.json (`tuning.runfolder` reads and writes those), so
+a model is always fed the way it was trained, from the same data_dir.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import tempfile
-from pathlib import Path
 
-import brainmri_tfds
 from brainmri_tfds.normalization import NORMALIZATIONS
-from brainmri_tfds.pipeline import CHANNEL_MODES, DEFAULT_IMAGE_SIZE, parse_dataset_name
-
-MAX_CONTEXT = 4
+from brainmri_tfds.pipeline import CHANNEL_MODES, DEFAULT_IMAGE_SIZE, check_options, make_dataset, parse_dataset_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +27,7 @@ class DataSettings:
 
     def __post_init__(self):
         parse_dataset_name(self.dataset)
-        if self.channels not in CHANNEL_MODES:
-            raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {self.channels!r}")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
-        if not 0 <= self.context <= MAX_CONTEXT:
-            raise ValueError(f"context must be 0 to {MAX_CONTEXT} slices on each side, got {self.context}")
+        check_options(self.image_size, self.channels, self.normalization, self.context)
 
     @property
     def config(self) -> str:
@@ -50,27 +43,22 @@ class DataSettings:
         """Channels of the model's input: one slice's, times the slices stacked."""
         return self.slice_channels * (2 * self.context + 1)
 
-    def slices(self, split: str, shuffle: bool | None = None, seed: int = 0):
-        """The split's prepared, cached slices, unbatched (see `brainmri_tfds.make_dataset`; `shuffle`
-        None shuffles the split named 'train' only, so training on any other split, such as the
-        folds of a cross-validation, must ask for it)."""
-        return brainmri_tfds.make_dataset(
+    def slices(self, split: str, shuffle: bool, seed: int = 0):
+        """The split's prepared, cached slices, unbatched and reshuffled every pass if `shuffle`
+        (see `brainmri_tfds.make_dataset`)."""
+        return make_dataset(
             split, data_dir=self.data_dir, config=self.config, image_size=self.image_size,
             channels=self.channels, batch_size=None, shuffle=shuffle, seed=seed, normalization=self.normalization,
             context=self.context,
         )
 
     def to_json(self) -> dict:
-        return {"dataset": self.dataset, "image_size": self.image_size, "channels": self.channels,
-                "normalization": self.normalization, "context": self.context}
-
-    @classmethod
-    def from_json(cls, values: dict, data_dir: str | None = None) -> "DataSettings":
-        """From config.json/best_hparams.json's "data"; files written before normalisation existed
-        were trained on raw values, so a missing "normalization" means 'none'; and on single slices,
-        so a missing "context" means 0."""
-        return cls(values["dataset"], int(values["image_size"]), values["channels"], data_dir,
-                   values.get("normalization", "none"), int(values.get("context", 0)))
+        """Every field; data_dir as an absolute path (None: TFDS's default), so that a later step
+        run from another folder finds the same data."""
+        data_dir = self.data_dir
+        if data_dir and "://" not in data_dir:
+            data_dir = os.path.abspath(os.path.expanduser(data_dir))
+        return {**dataclasses.asdict(self), "data_dir": data_dir}
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
@@ -82,7 +70,8 @@ def add_data_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -
         help="lgg_mri (the Kaggle data, built with --manual_dir) or lgg_mri/synthetic"
         + (f" (default {base.dataset})" if defaults else ""),
     )
-    parser.add_argument("--data-dir", help="TFDS data_dir (default: TFDS's, ~/tensorflow_datasets)")
+    parser.add_argument("--data-dir", help="TFDS data_dir (default: " + ("TFDS's, ~/tensorflow_datasets)" if defaults else
+                        "the one the JSON file records, else TFDS's, ~/tensorflow_datasets)"))
     parser.add_argument(
         "--image-size", type=int, default=base.image_size if defaults else None,
         help="model input size in pixels" + (f" (default {base.image_size})" if defaults else ""),
@@ -102,24 +91,3 @@ def add_data_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -
         help="2.5D input: also give the model the chosen channels of this many neighbouring slices on each side "
              "(1: slices i-1, i, i+1)" + (f" (default {base.context})" if defaults else ""),
     )
-
-
-def write_json(path: str | os.PathLike, values: dict) -> None:
-    """Writes JSON atomically: a reader sees the old file or the new one, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(values, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(handle.name, path)
-
-
-def read_json(path: str | os.PathLike, what: str) -> dict:
-    """Reads a JSON file, with a one-line error naming it when it is missing or broken."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{what} {path} is not valid JSON ({err})") from err

@@ -1,14 +1,14 @@
-"""Benchmark helper: did run B beat run A on the same patients? A paired comparison.
+"""`python -m tuning.crossval compare A B`: did run B beat run A on the same patients? A paired comparison.
 
-    python benchmarks/compare_runs.py runs/cv-ema runs/cv-ema-e60            # chosen inference settings
-    python benchmarks/compare_runs.py runs/cv-ema runs/cv-ema-e60 --plain    # threshold 0.5, nothing else
+    python -m tuning.crossval compare runs/cv-a runs/cv-b            # chosen inference settings
+    python -m tuning.crossval compare runs/cv-a runs/cv-b --plain    # threshold 0.5, nothing else
 
-Reads the per-patient Dice of two `benchmarks/real_data.py` runs (their round*/round.json), pairs
+Reads the per-patient Dice of two `tuning.crossval run` outputs (their round*/round.json), pairs
 the patients both scored and prints each run's mean, the mean difference B - A with its 95%
-bootstrap interval (patients resampled: `tuning.scoring.mean_interval` on the differences), how
+bootstrap interval (patients resampled: `tuning.evaluation.scoring.mean_interval` on the differences), how
 many patients rose or fell by more than --margin, and the patients that moved most. An interval
 that holds 0 means these patients do not tell the two runs apart. The last line is the same as
-JSON. Writes nothing; needs no TensorFlow.
+JSON. Writes nothing.
 """
 
 from __future__ import annotations
@@ -20,29 +20,24 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the checkout's packages come first
-
-from tuning.scoring import mean_interval  # noqa: E402
+from tuning.evaluation.scoring import mean_interval
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("baseline", help="run folder A (benchmarks/real_data.py --out)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("baseline", help="run folder A (tuning.crossval run --out)")
     parser.add_argument("candidate", help="run folder B, compared against A")
     parser.add_argument("--plain", action="store_true",
                         help="compare the plain scores (threshold 0.5, no clean-up) instead of the chosen settings")
     parser.add_argument("--margin", type=float, default=0.01,
                         help="a patient rose or fell only if its Dice moved by more than this (default 0.01)")
     parser.add_argument("--show", type=int, default=5, help="list this many patients that moved most (default 5)")
-    return parser.parse_args(argv)
 
 
 def patient_dice(run: Path, key: str) -> dict[str, float]:
-    """Per-patient Dice of every scored round of a real_data.py run."""
+    """Per-patient Dice of every scored round of a cross-validation run."""
     records = sorted(run.glob("round*/round.json"))
     if not records:
-        raise ValueError(f"{run}: no round*/round.json (not a benchmarks/real_data.py run, or no round finished)")
+        raise ValueError(f"{run}: no round*/round.json (not a `tuning.crossval run` output, or no round finished)")
     return {p: d for record in records for p, d in json.loads(record.read_text())[key].items()}
 
 
@@ -67,8 +62,7 @@ def compare(baseline: dict[str, float], candidate: dict[str, float], margin: flo
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(args: argparse.Namespace) -> int:
     key = "eval-plain" if args.plain else "eval"
     try:
         result = compare(patient_dice(Path(args.baseline), key), patient_dice(Path(args.candidate), key), args.margin,
@@ -90,6 +84,3 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({**result, "verdict": verdict}))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,7 +5,7 @@
 Takes every true mask down to --image-size as training does (nearest), back up to the native
 256x256 as evaluate.py does (bilinear, threshold 0.5), and scores it against the original with
 evaluate.py's per-patient Dice. A perfect model at that size scores this; the gap to 1.0 is what
-the input size alone costs. Also prints how many slices show tumour. Reads a built `lgg_mri`
+the input size alone costs. Also prints how many slices show tumor. Reads a built `lgg_mri`
 config (default kaggle_3m: all its splits).
 """
 
@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's packages come first
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
     from brainmri_tfds import DatasetNotBuiltError, load_split, prepare_mask
-    from tuning.inference import NATIVE, mean_patient_dice
+    from tuning.evaluation.inference import NATIVE, mean_patient_dice
 
     try:
         examples = load_split("all", args.data_dir, args.config)
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     best = {p: np.stack(v) for p, v in round_trips.items()}
     worst = min(mean_patient_dice({p: truth[p]}, {p: best[p]}) for p in truth)
     slices = [s for volume in truth.values() for s in volume]
-    print(f"{len(slices):,} slices of {len(truth)} patients, {sum(s.any() for s in slices):,} showing tumour")
+    print(f"{len(slices):,} slices of {len(truth)} patients, {sum(s.any() for s in slices):,} showing tumor")
     print(f"{args.image_size}px input, {len(truth)} patients: best possible per-patient Dice "
           f"mean {mean_patient_dice(truth, best):.4f}, worst patient {worst:.4f}")
     return 0

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's packages come first
 
 CHANNEL_NAMES = ("pre-contrast", "FLAIR", "post-contrast")
 

@@ -1,0 +1,2 @@
+"""Patient cross-validation, the protocol behind every accuracy figure: run the rounds, compare two
+runs patient by patient, list a run's worst patients (`python -m tuning.crossval --help`)."""

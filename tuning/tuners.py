@@ -1,0 +1,60 @@
+"""Which Keras Tuner runs the search, who in a distributed search is a worker, and what the search found."""
+
+from __future__ import annotations
+
+import os
+
+from brainmri_tfds.settings import DataSettings
+from tuning.runfolder import BestHparams
+from tuning.unet import UNetConfig
+
+OBJECTIVE_NAME = "val_dice"
+
+
+def make_tuner(name: str, hypermodel, max_trials: int, max_epochs: int, seed: int, directory: str,
+               project_name: str, overwrite: bool, hyperparameters=None):
+    """The Keras Tuner of that name, maximising validation Dice; `hyperparameters` holds values
+    fixed in advance (the rest are searched)."""
+    import keras_tuner
+
+    # A bare "val_dice" string would be minimised (Keras has a `dice` loss): say max explicitly.
+    common = dict(
+        objective=keras_tuner.Objective(OBJECTIVE_NAME, direction="max"), seed=seed, directory=directory,
+        project_name=project_name, overwrite=overwrite, max_consecutive_failed_trials=2,
+        hyperparameters=hyperparameters,
+    )
+    if name == "hyperband":
+        return keras_tuner.Hyperband(hypermodel, max_epochs=max_epochs, factor=3, **common)
+    if name == "bayesian":
+        return keras_tuner.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+    if name == "random":
+        return keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
+    raise ValueError(f"unknown tuner {name!r}")
+
+
+def is_distributed_worker() -> bool:
+    """True in a worker of Keras Tuner's distributed mode (the chief runs the oracle)."""
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
+
+
+def best_trials_table(tuner, limit: int = 5) -> str:
+    """The best finished trials, one row each: id, validation Dice, hyperparameters."""
+    trials = tuner.oracle.get_best_trials(limit)
+    if not trials:
+        return "no finished trials"
+    names = list(trials[0].hyperparameters.values)
+    rows = [["trial", OBJECTIVE_NAME, *names]]
+    for trial in trials:
+        values = [trial.hyperparameters.values.get(n) for n in names]
+        score = "failed" if trial.score is None else f"{trial.score:.4f}"
+        rows.append([trial.trial_id, score, *[f"{v:.2g}" if isinstance(v, float) else str(v) for v in values]])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def best_result(tuner, data: DataSettings, tuner_name: str) -> BestHparams:
+    """The winner, its score and trial id, and the data settings `train.py --best` needs."""
+    trial = tuner.oracle.get_best_trials(1)[0]
+    # Hyperband adds bookkeeping entries (tuner/epochs, tuner/round ...): not model settings.
+    values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+    return BestHparams(UNetConfig(**values), data, trial.score, OBJECTIVE_NAME, trial.trial_id, tuner_name)

@@ -1,0 +1,173 @@
+"""The U-Net: its configuration, a builder of explicit values, and how it is compiled.
+
+`build_unet(**values)` needs no tuner, so a saved `best_hparams.json` rebuilds its model:
+
+    model = build_unet(image_size=128, channels=3, depth=4, base_filters=16)
+    compile_unet(model, learning_rate=1e-3, loss="bce_dice")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from tuning.losses import make_loss, training_metrics
+
+UPSAMPLING = ("transpose", "bilinear")
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig:
+    """Everything that fixes a U-Net's architecture and training recipe."""
+
+    depth: int = 4
+    base_filters: int = 16
+    batch_norm: bool = True
+    dropout: float = 0.1
+    upsampling: str = "transpose"
+    learning_rate: float = 1e-3
+    loss: str = "bce_dice"
+    batch_size: int = 16
+    # Oversample tumor slices to this share of each epoch (0: as the split has them).
+    tumor_share: float = 0.5
+    augment_strength: float = 1.0  # scales the augmentation's rotation, zoom and intensity ranges
+    # Validate, keep and predict with an exponential moving average of the weights (Polyak
+    # averaging) with this momentum; 0: the raw weights.
+    ema_momentum: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.ema_momentum < 1.0:
+            raise ValueError(f"ema_momentum must be in [0, 1), got {self.ema_momentum}")
+
+    def architecture(self) -> dict:
+        """The keyword arguments of `build_unet` besides the input shape."""
+        return {k: getattr(self, k) for k in ("depth", "base_filters", "batch_norm", "dropout", "upsampling")}
+
+
+def check_structure(image_size: int, channels: int, depths) -> None:
+    """Raises ValueError unless a U-Net of every depth in `depths` fits `image_size` x `channels`."""
+    if channels < 1:
+        raise ValueError(f"channels must be at least 1, got {channels}")
+    for depth in depths:
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        if image_size < 2**depth or image_size % 2**depth:
+            raise ValueError(
+                f"image_size {image_size} must be divisible by 2**depth = {2**depth} (depth {depth}); "
+                f"use a multiple of {2 ** max(depths)}"
+            )
+
+
+@keras.saving.register_keras_serializable(package="brainmri")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """Keras' BatchNormalization computed by TensorFlow's fused kernel, in the layer's compute dtype.
+
+    Keras' own layer casts bfloat16 inputs to float32 and normalises with separate element-wise
+    ops, each of whose float32 results is kept for the backward pass; the fused kernel takes
+    bfloat16 in and out (statistics in float32) and keeps only its input. Same weights, same
+    results up to rounding (the moving variance uses the unbiased batch variance, as tf.keras did);
+    training at 256x256x3 with 32 filters needs about a quarter less memory. Falls back to Keras'
+    implementation off the TensorFlow backend and for masks, renorm or a channel axis not last.
+    """
+
+    def _fusable(self, inputs, mask) -> bool:
+        return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
+                and len(inputs.shape) == 4 and self.axis in (-1, 3))
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        channels = inputs.shape[-1]
+        gamma = self.gamma if self.scale else tf.ones((channels,), "float32")
+        beta = self.beta if self.center else tf.zeros((channels,), "float32")
+        inputs = tf.cast(inputs, self.compute_dtype)
+        if training and self.trainable:
+            outputs, moving_mean, moving_variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon,
+                is_training=True, exponential_avg_factor=1.0 - self.momentum)
+            self.moving_mean.assign(moving_mean)
+            self.moving_variance.assign(moving_variance)
+            return outputs
+        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            inputs, gamma, beta, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon,
+            is_training=False)
+        return outputs
+
+
+def _conv_block(x, filters: int, batch_norm: bool, prefix: str, dtype: str):
+    for n in (1, 2):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, name=f"{prefix}_conv{n}",
+                                dtype=dtype)(x)
+        if batch_norm:
+            # momentum 0.9: the moving statistics settle within tens of steps (the default 0.99
+            # leaves them far off after the few hundred steps a CPU run takes, ruining inference).
+            x = FusedBatchNormalization(momentum=0.9, name=f"{prefix}_bn{n}", dtype=dtype)(x)
+        x = keras.layers.ReLU(name=f"{prefix}_relu{n}", dtype=dtype)(x)
+    return x
+
+
+def build_unet(
+    image_size: int = 128,
+    channels: int = 3,
+    depth: int = 4,
+    base_filters: int = 16,
+    batch_norm: bool = True,
+    dropout: float = 0.1,
+    upsampling: str = "transpose",
+    precision: str = "float32",
+) -> keras.Model:
+    """U-Net with `depth` down-sampling levels, filters doubling per level, one sigmoid output.
+
+    Input `[batch, image_size, image_size, channels]` float in [0, 1]; output
+    `[batch, image_size, image_size, 1]` float32, the probability of tumor per pixel.
+    `precision` is a Keras dtype policy for every layer but the output: `float32` or
+    `mixed_bfloat16` (see tuning/precision.py).
+    """
+    check_structure(image_size, channels, (depth,))
+    if upsampling not in UPSAMPLING:
+        raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    inputs = keras.Input((image_size, image_size, channels), name="image")
+    x, skips = inputs, []
+    for level in range(depth):
+        x = _conv_block(x, base_filters * 2**level, batch_norm, f"enc{level}", precision)
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool", dtype=precision)(x)
+    x = _conv_block(x, base_filters * 2**depth, batch_norm, "bottleneck", precision)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="bottleneck_dropout", dtype=precision)(x)
+    for level in reversed(range(depth)):
+        filters = base_filters * 2**level
+        if upsampling == "transpose":
+            x = keras.layers.Conv2DTranspose(filters, 2, strides=2, name=f"dec{level}_up", dtype=precision)(x)
+        else:
+            x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"dec{level}_resize", dtype=precision)(x)
+            x = keras.layers.Conv2D(filters, 3, padding="same", name=f"dec{level}_up", dtype=precision)(x)
+        x = keras.layers.Concatenate(name=f"dec{level}_concat", dtype=precision)([x, skips[level]])
+        x = _conv_block(x, filters, batch_norm, f"dec{level}", precision)
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="mask")(x)
+    return keras.Model(inputs, outputs, name=f"unet_d{depth}_f{base_filters}")
+
+
+def compile_unet(model: keras.Model, learning_rate: float, loss: str, ema_momentum: float = 0.0) -> keras.Model:
+    """Compiles with Adam, the named loss, and Dice and IoU metrics.
+
+    With `ema_momentum` in (0, 1) Adam also keeps a moving average of the weights; fit with
+    `ema_callbacks` to validate and save that average.
+    """
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, use_ema=ema_momentum > 0, ema_momentum=ema_momentum),
+        loss=make_loss(loss),
+        metrics=training_metrics(),
+    )
+    return model
+
+
+def ema_callbacks(ema_momentum: float) -> list[keras.callbacks.Callback]:
+    """What `fit` needs so that validation, early stopping and saved models use the weights' moving
+    average (none for `ema_momentum` 0). Put it before the callbacks that save models."""
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema_momentum else []
