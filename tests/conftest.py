@@ -7,6 +7,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """Benchmarks never run unless `-m` names them (a `-m "not slow"` of its own would otherwise let them in)."""
+    if "benchmark" in (config.getoption("markexpr") or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("benchmark") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory):
     """A TFDS data_dir holding the built `lgg_mri/synthetic` dataset."""

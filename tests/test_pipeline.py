@@ -177,3 +177,17 @@ def test_missing_sequence_augmentation_treats_each_slice_of_a_stack(slice_channe
     triples = augmented.numpy().reshape(4, 16, 16, channels // 3, 3)
     flair_everywhere = np.abs(triples - triples[..., 1:2]).max() < 1e-6
     assert flair_everywhere == stacked_sequences
+
+
+def test_a_split_is_shuffled_only_when_asked_whatever_its_name(synthetic_data_dir):
+    def order(split, **kwargs):
+        dataset = pipeline.make_dataset(split, data_dir=synthetic_data_dir, config="synthetic", image_size=16,
+                                        channels="flair", batch_size=None, **kwargs)
+        return [float(image.numpy().sum()) for image, _ in dataset]
+
+    stored = order("train")  # no shuffle asked for: the stored order, pass after pass, even for "train"
+    assert order("train") == stored
+    shuffled = order("train", shuffle=True, seed=1)
+    assert sorted(shuffled) == sorted(stored) and shuffled != stored
+    folds = order("train+validation", shuffle=True, seed=1)  # a split with another name is shuffled just the same
+    assert folds != order("train+validation")

@@ -74,6 +74,24 @@ def test_evaluate_needs_only_the_model(trained, synthetic_data_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_evaluate_finds_the_data_the_model_was_trained_on(trained, tmp_path, capsys):
+    assert evaluate.main(["--model", str(trained / "model.keras"), "--out", str(tmp_path / "eval")]) == 0  # no --data-dir
+    assert json.loads((tmp_path / "eval" / "report.json").read_text())["n_patients"] == 2
+
+    moved = tmp_path / "moved"  # the same model, its config.json naming a data_dir that no longer holds the data
+    moved.mkdir()
+    (moved / "model.keras").write_bytes((trained / "model.keras").read_bytes())
+    config = json.loads((trained / "config.json").read_text())
+    config["data"]["data_dir"] = str(tmp_path / "gone")
+    (moved / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert evaluate.main(["--model", str(moved / "model.keras")]) == 2
+    error = capsys.readouterr().err
+    assert f"not built in {tmp_path / 'gone'}" in error and "the one config.json records" in error
+    assert "Traceback" not in error
+
+
+@pytest.mark.slow
 def test_members_train_an_ensemble_that_a_rerun_keeps(synthetic_data_dir, tmp_path, capsys):
     import keras
     import numpy as np

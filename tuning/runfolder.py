@@ -90,7 +90,7 @@ def from_fields(cls, values: dict, where: str, **given):
     names = {field.name for field in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(names)}")
+        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(names - set(given))}")
     try:
         return cls(**{**LEGACY_DEFAULTS.get(cls, {}), **values, **given})
     except (TypeError, ValueError) as err:
