@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole job on the built-in synthetic data: build -> short search -> train --best -> evaluate.
-# Everything goes under runs/ (the dataset in runs/tfds). About 5 minutes on a 2-core CPU.
+# Everything goes under runs/ (the dataset in runs/tfds). Its time on each kind of CPU: benchmarks/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")"
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
@@ -15,10 +15,10 @@ python tuning/search.py "${SEARCH[@]}" --tuner random --max-trials 6 --max-epoch
   --directory runs/tuning --project-name quickstart --overwrite
 
 echo "== 3/4 train the best configuration -> runs/train/quickstart"
-python train.py --best --tuning-dir runs/tuning/quickstart --data-dir "$DATA" --epochs 30 --out runs/train/quickstart
+python train.py --best --tuning-dir runs/tuning/quickstart --epochs 30 --out runs/train/quickstart  # data settings and data_dir from best_hparams.json
 
 echo "== 4/4 evaluate on the test patients"
-python evaluate.py --model runs/train/quickstart/model.keras --data-dir "$DATA"
+python evaluate.py --model runs/train/quickstart/model.keras                      # the test split, from config.json
 echo
 echo "Report: runs/train/quickstart/eval-test/report.json"
 echo "Figures: runs/train/quickstart/training_curves.png, runs/train/quickstart/eval-test/dice_per_patient.png,"

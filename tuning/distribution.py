@@ -7,7 +7,7 @@ The batch size a configuration names is per replica; the global batch is that ti
 With more than one replica, train.py leaves out each epoch's last partial batch (training and
 validation): tf.distribute would give a later replica an empty share, which batch norm fails on.
 Multi-worker training (MultiWorkerMirroredStrategy) is not offered: Keras 3's `fit` fails under it
-(keras-team/keras#20585, tensorflow/tensorflow#72388); see the README's "Scaling out".
+(keras-team/keras#20585, tensorflow/tensorflow#72388); see the README's "Speed and scale".
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Which floating-point precision the U-Net computes in: the fastest that keeps its accuracy.
 
 bfloat16 mixed precision (`mixed_bfloat16`: bfloat16 arithmetic, float32 weights, a float32
-sigmoid output) is 1.4-1.6x faster than float32 where the hardware does bfloat16 natively (CPUs
-with AVX512_BF16 or AMX, recent GPUs) and much slower where it must be emulated; validation Dice
-is unchanged (benchmarks/RESULTS.md). `auto` picks it only where the hardware has it.
+sigmoid output) is faster than float32 where the hardware does bfloat16 natively (CPUs with
+AVX512_BF16 or AMX, recent GPUs) and much slower where it must be emulated. `auto` picks it only
+where the hardware has it; the measured speeds and Dice are in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, help="fix the batch size instead of searching it (8, 16, 32)")
     parser.add_argument("--base-filters", type=int, nargs="+", default=BASE_FILTERS, metavar="N",
                         help=f"first-layer widths to search (default {' '.join(map(str, BASE_FILTERS))}; on a "
-                             "CPU 64, and 8 in bfloat16, train several times slower: benchmarks/RESULTS.md)")
+                             "CPU 64, and 8 in bfloat16, train several times slower: docs/experiments.md)")
     parser.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                         help="search algorithm (default hyperband)")
     parser.add_argument("--max-trials", type=int, default=10, help="trials for random/bayesian (default 10)")
