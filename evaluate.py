@@ -2,6 +2,7 @@
 
     python evaluate.py --model runs/train/X/model.keras            # the test split it was trained for
     python evaluate.py --model M --input DIR_OR_ZIP                # new cases in Kaggle's layout
+    python evaluate.py --model M --input case.nii.gz --out masks/  # NIfTI: a file, or a folder of CASE_0000..0002
     python evaluate.py --model A/model.keras B/model.keras         # an ensemble: probabilities averaged
 
 Dataset, data_dir, image size and channels come from config.json beside the model (--dataset and
@@ -13,7 +14,10 @@ config.json says, their probabilities are averaged, and the first model's files 
 the settings. Writes to --out (default: beside the (first) model, eval-<split> or eval-input):
 report.json, dice_per_patient.png, overlays/ (best, median and worst patients and a few random
 slices). With --input and no masks: predictions/<slice>_pred_mask.png (0/255, 256x256) and
-<slice>_overlay.png. The scores and their rules for empty masks: tuning/evaluation/scoring.py.
+<slice>_overlay.png. With --input NIfTI (see brainmri_tfds/scans.py): CASE.nii.gz on each FLAIR's grid,
+CASE.png, volumes.csv and report.json (tuning/evaluation/cases.py); true masks as CASE_seg.nii.gz
+or --labels DIR/CASE.nii.gz add the scores. The scores and their rules for empty masks:
+tuning/evaluation/scoring.py.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, nargs="+",
                         help="a model.keras written by train.py; several: an ensemble, probabilities averaged")
-    parser.add_argument("--input", help="Kaggle-layout folder or zip of new patients (instead of a TFDS split)")
+    parser.add_argument("--input", help="new patients instead of a TFDS split: a Kaggle-layout folder or zip, a NIfTI "
+                                        "file, or a folder of NIfTI cases (CASE_0000/0001/0002.nii.gz)")
+    parser.add_argument("--labels", help="with NIfTI --input: a folder of true masks named CASE.nii.gz")
     parser.add_argument("--split", help="TFDS split to score, e.g. test or fold0+fold1 (default: the test split "
                                         "config.json names, else test)")
     parser.add_argument("--dataset", help="override config.json's dataset (lgg_mri or lgg_mri/synthetic)")
@@ -55,13 +61,15 @@ def parse_args(argv):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from brainmri_tfds import DatasetNotBuiltError, LayoutError
+    from brainmri_tfds import DatasetNotBuiltError, LayoutError, scans
+    from tuning.evaluation.cases import predict_cases
     from tuning.evaluation.figures import dice_distribution
     from tuning.evaluation.inference import InferenceSettings, load_trained, predict_ensemble, read_slices
     from tuning.evaluation.report import draw_overlays, print_table, write_predictions
     from tuning.evaluation.scoring import summarize
     from tuning.runfolder import InferenceChoice, write_report
 
+    volumes = args.input is not None and scans.holds_volumes(args.input)
     flags = {"threshold": args.threshold, "keep_fraction": args.keep_fraction, "flip_average": args.flip_average}
     try:
         chosen = InferenceChoice.read(Path(args.model[0]).parent)
@@ -69,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
                                        **{k: v for k, v in flags.items() if v is not None})
         members = [load_trained(path, args.dataset, args.data_dir) for path in args.model]
         data, split = members[0][1].data, args.split or members[0][1].test_split
+        if volumes:
+            out = Path(args.out or Path(args.model[0]).parent / "eval-input")
+            report = predict_cases([(model, run.data) for model, run in members], settings,
+                                   scans.find_cases(args.input, args.labels), out)
+            scored = f", mean Dice {report['volume_dice_mean']:.4f}" if "volume_dice_mean" in report else ""
+            print(f"{len(report['cases'])} cases{scored}: masks, volumes.csv and report.json in {out}")
+            return 0
         records = predict_ensemble([(model, run.data) for model, run in members],
                                    lambda: read_slices(data, split, args.input), settings.flip_average)
         if not records:

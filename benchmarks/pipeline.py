@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
         dataset = brainmri_tfds.make_dataset(
             "train", data_dir=data_dir, config=config, image_size=args.image_size,
-            channels=args.channels, batch_size=args.batch_size, augment=args.augment,
+            channels=args.channels, batch_size=args.batch_size, augment=args.augment, shuffle=True,
         )
         epochs = []
         for _ in range(2):

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from tuning.unet import UNetConfig, build_unet, compile_unet
-    from tuning.precision import resolve_precision
+    from tuning.precision import cpu_description, resolve_precision
 
     config = UNetConfig(depth=args.depth, base_filters=args.base_filters, dropout=0.0, batch_norm=True,
                         upsampling="transpose", batch_size=args.batch_size)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         tfds.builder("lgg_mri/synthetic", data_dir=args.data_dir).download_and_prepare()
         pipeline = brainmri_tfds.make_dataset(
             "train", data_dir=args.data_dir, config="synthetic", image_size=args.image_size,
-            channels="flair" if args.channels == 1 else "all", batch_size=args.batch_size, augment=True,
+            channels="flair" if args.channels == 1 else "all", batch_size=args.batch_size, augment=True, shuffle=True,
         ).repeat()
         seconds = _median_step_seconds(model, pipeline, args.steps, args.warmup)
         result["train_images_per_s_pipeline"] = round(args.batch_size / seconds, 2)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = _median_predict_seconds(model, images, args.steps, args.warmup)
     result["predict_images_per_s"] = round(args.batch_size / seconds, 2)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}"
+    result["machine"] = f"{platform.machine()}, {cpu_description()}, TensorFlow {tf.__version__}"
     print(json.dumps(result))
     return 0
 

@@ -1,6 +1,6 @@
 """The tf.data pipeline over a built `lgg_mri` dataset, for training and for evaluation.
 
-    make_dataset("train", image_size=128, channels="all", batch_size=16, augment=True)
+    make_dataset("train", image_size=128, channels="all", batch_size=16, shuffle=True, augment=True)
 
 gives batches of `(image float32 [B, S, S, C] in [0, 1], mask float32 [B, S, S, 1] in {0, 1})`:
 decode -> per-patient normalisation (see `brainmri_tfds.normalization`; one extra pass over the split

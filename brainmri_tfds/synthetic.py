@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import string
 import sys
+from pathlib import Path
 
 import numpy as np
 from etils import epath
@@ -150,6 +151,40 @@ def write_patients(
                 raise RuntimeError(f"OpenCV could not encode slice {n} of {patient}")
             (folder / f"{patient}_{n}.tif").write_bytes(image_tif.tobytes())
             (folder / f"{patient}_{n}_mask.tif").write_bytes(mask_tif.tobytes())
+        written.append(patient)
+    return written
+
+
+def write_nifti_cases(
+    out_dir: str,
+    n_patients: int,
+    seed: int = 0,
+    axcodes: tuple[str, str, str] = ("R", "A", "S"),
+    spacing: tuple[float, float, float] = (0.9, 0.9, 5.0),
+    sequences: tuple[str, ...] = ("0000", "0001", "0002"),
+    slices: tuple[int, int] = DEFAULT_SLICES,
+) -> list[str]:
+    """The same phantoms as `write_patients` (same ids and seed), written as nnU-Net-style NIfTI
+    cases instead: `<id>_0000.nii.gz` (pre-contrast), `_0001` (FLAIR), `_0002` (post-contrast), the
+    ones in `sequences`, and `<id>_seg.nii.gz` (0/1). The volume's axes point to `axcodes` (e.g.
+    RAS or LPS) with `spacing` = (row, column, slice) voxel sizes in mm of Kaggle's slice layout."""
+    import nibabel as nib
+
+    from brainmri_tfds.scans import model_axes_affine, reoriented
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number, patient in enumerate(patient_ids(n_patients, seed)):
+        rng = np.random.default_rng([seed, number])
+        images, masks = make_patient(rng, int(rng.integers(slices[0], slices[1] + 1)))
+        volumes = {f"{k:04d}": images[..., k] for k in range(3)}
+        volumes["seg"] = (masks > 0).astype(np.uint8)
+        for part, volume in volumes.items():
+            if part != "seg" and part not in sequences:
+                continue
+            data, affine = reoriented(volume.transpose(1, 2, 0), model_axes_affine(spacing), axcodes)
+            nib.save(nib.Nifti1Image(np.ascontiguousarray(data), affine), str(out / f"{patient}_{part}.nii.gz"))
         written.append(patient)
     return written
 

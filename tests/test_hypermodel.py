@@ -48,6 +48,13 @@ def test_fixed_values_override_defaults():
     assert model.name == "unet_d2_f8"
 
 
+def test_searched_depths_are_those_given():
+    hp = keras_tuner.HyperParameters()
+    UNetHyperModel(image_size=32, channels=1, depths=(2, 3), base_filters=(4,)).build(hp)
+    depth = next(h for h in hp.space if h.name == "depth")
+    assert (depth.min_value, depth.max_value, hp.values["depth"]) == (2, 3, 3)  # the default 4 is out: the nearest
+
+
 def test_searched_widths_are_those_given():
     hp = keras_tuner.HyperParameters()
     UNetHyperModel(image_size=32, channels=1, base_filters=(64, 32)).build(hp)
@@ -126,6 +133,15 @@ def test_bfloat16_only_where_the_cpu_has_it(flags, expected):
     from tuning.precision import cpu_has_bfloat16
 
     assert cpu_has_bfloat16(f"processor\t: 0\nflags\t\t: {flags}\n") is expected
+
+
+def test_cpu_description_names_the_model_and_bfloat16():
+    from tuning.precision import cpu_description
+
+    zen3 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n"
+    assert cpu_description(zen3).startswith("AMD EPYC, ") and cpu_description(zen3).endswith(", no bfloat16")
+    xeon = "processor\t: 0\nmodel name\t: Intel Xeon\nflags\t\t: avx512f avx512_bf16 amx_bf16\n"
+    assert cpu_description(xeon).endswith(", bfloat16 (AVX512_BF16/AMX)")
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])

@@ -40,7 +40,8 @@ class UNetHyperModel(keras_tuner.HyperModel):
         defaults = UNetConfig()
         width = defaults.base_filters if defaults.base_filters in self.base_filters else self.base_filters[0]
         return UNetConfig(
-            depth=hp.Int("depth", min(self.depths), max(self.depths), default=defaults.depth),
+            depth=hp.Int("depth", min(self.depths), max(self.depths),
+                         default=min(max(defaults.depth, min(self.depths)), max(self.depths))),
             base_filters=hp.Choice("base_filters", self.base_filters, default=width),
             batch_norm=hp.Boolean("batch_norm", default=defaults.batch_norm),
             dropout=hp.Float("dropout", 0.0, 0.3, step=0.1, default=defaults.dropout),

@@ -15,16 +15,30 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 _BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
+def _cpuinfo() -> str:
+    path = Path("/proc/cpuinfo")
+    return path.read_text() if path.is_file() else ""
+
+
+def _field(cpuinfo: str, name: str) -> list[str]:
+    return [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.split(":", 1)[0].strip() == name]
+
+
 def cpu_has_bfloat16(cpuinfo: str | None = None) -> bool:
     """True where the CPU (Linux /proc/cpuinfo flags) computes bfloat16 natively."""
-    if cpuinfo is None:
-        path = Path("/proc/cpuinfo")
-        cpuinfo = path.read_text() if path.is_file() else ""
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
+    flags = {flag for line in _field(_cpuinfo() if cpuinfo is None else cpuinfo, "flags") for flag in line.split()}
     return bool(flags & _BF16_CPU_FLAGS)
+
+
+def cpu_description(cpuinfo: str | None = None) -> str:
+    """The CPU's model, its logical CPUs and whether it does bfloat16, e.g. 'AMD EPYC, 2 CPUs, no bfloat16',
+    as every time or speed figure names its machine."""
+    import os
+
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
+    model = (_field(cpuinfo, "model name") or ["unknown CPU"])[0]
+    bf16 = "bfloat16 (AVX512_BF16/AMX)" if cpu_has_bfloat16(cpuinfo) else "no bfloat16"
+    return f"{model}, {os.cpu_count()} CPUs, {bf16}"
 
 
 def resolve_precision(name: str) -> str:

@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv):
-    from tuning.hypermodel import BASE_FILTERS
+    from tuning.hypermodel import BASE_FILTERS, DEPTHS
     from tuning.precision import add_precision_argument
     from brainmri_tfds.settings import add_data_arguments
 
@@ -37,6 +37,8 @@ def parse_args(argv):
     parser.add_argument("--base-filters", type=int, nargs="+", default=BASE_FILTERS, metavar="N",
                         help=f"first-layer widths to search (default {' '.join(map(str, BASE_FILTERS))}; on a "
                              "CPU 64, and 8 in bfloat16, train several times slower: docs/experiments.md)")
+    parser.add_argument("--depths", type=int, nargs="+", default=DEPTHS, metavar="N",
+                        help=f"U-Net depths (down-sampling levels) to search (default {' '.join(map(str, DEPTHS))})")
     parser.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                         help="search algorithm (default hyperband)")
     parser.add_argument("--max-trials", type=int, default=10, help="trials for random/bayesian (default 10)")
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                             args.context)
         hypermodel = UNetHyperModel(data.image_size, data.n_channels, augment=not args.no_augment, seed=args.seed,
                                     precision=resolve_precision(args.precision), base_filters=args.base_filters,
+                                    depths=args.depths,
                                     slice_channels=data.slice_channels)
     except ValueError as err:
         parser.error(str(err))

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shlex
 import subprocess
@@ -41,6 +40,7 @@ import numpy as np
 
 from brainmri_tfds.splits import cross_validation_splits
 from tuning.evaluation.scoring import mean_interval
+from tuning.precision import cpu_description
 from tuning.runfolder import RunConfig, read_json, read_report, write_json
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: train.py and evaluate.py
@@ -183,7 +183,7 @@ def main(args: argparse.Namespace) -> int:
         "train_args": args.train_args,
         "evaluate_args": args.evaluate_args,
         "ensemble": args.ensemble,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": f"{platform.machine()}, {cpu_description()}",
     }
     write_json(Path(args.out, "summary.json"), summary)
     print(json.dumps(summary, indent=2))

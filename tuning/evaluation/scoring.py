@@ -136,3 +136,35 @@ def summarize(truth_by_patient: dict[str, np.ndarray], predicted_by_patient: dic
         "n_slices": int(sum(s["slices"] for s in per_patient.values())),
         "per_patient": per_patient,
     }
+
+
+def hd95_mm(truth: np.ndarray, predicted: np.ndarray, spacing) -> float:
+    """95th percentile of the symmetric distances (mm) between the 3D boundaries of two masks on a
+    grid of `spacing` mm per axis; NaN unless both masks hold tumor."""
+    from scipy import ndimage
+
+    truth, predicted = truth.astype(bool), predicted.astype(bool)
+    if not (truth.any() and predicted.any()):
+        return float("nan")
+    edges = [mask & ~ndimage.binary_erosion(mask, border_value=0) for mask in (truth, predicted)]
+    distances = [ndimage.distance_transform_edt(~target, sampling=spacing)[source]
+                 for source, target in ((edges[0], edges[1]), (edges[1], edges[0]))]
+    return float(np.percentile(np.concatenate(distances), 95))
+
+
+def tumor_measures(mask: np.ndarray, spacing) -> dict:
+    """Size of the tumor in a mask [rows, cols, slices] of axial slices with `spacing` (row, column,
+    slice) mm: its volume in mL, the slices it shows in, and its largest diameter within a slice
+    (the longest segment between two of its pixel centres, in mm)."""
+    import cv2
+
+    mask = mask.astype(bool)
+    rows_mm, cols_mm, slice_mm = (float(s) for s in spacing)
+    diameter = 0.0
+    for k in np.flatnonzero(mask.any(axis=(0, 1))):
+        points = np.argwhere(mask[:, :, k]).astype(np.float32) * np.array([rows_mm, cols_mm], np.float32)
+        hull = cv2.convexHull(points).reshape(-1, 2)
+        gaps = hull[:, None, :] - hull[None, :, :]
+        diameter = max(diameter, float(np.sqrt((gaps ** 2).sum(-1)).max()))
+    return {"volume_ml": float(mask.sum()) * rows_mm * cols_mm * slice_mm / 1000.0,
+            "tumor_slices": int(mask.any(axis=(0, 1)).sum()), "max_axial_diameter_mm": diameter}

@@ -1,0 +1,289 @@
+"""New scans as clinics hold them: NIfTI volumes in, each brought to the slices the model knows,
+and masks written back on the scan's own grid.
+
+    cases = find_cases("scans/")            # a NIfTI file, or a folder of nnU-Net-style cases
+    scan = load_case(cases[0])              # slices uint8 [n, 256, 256, 3], as Kaggle stores them
+    mask_image = scan.to_native(mask_256)   # a nibabel image: the FLAIR's exact shape and affine
+
+Case layout (as nnU-Net names channels): `CASE_0000.nii.gz` pre-contrast, `CASE_0001.nii.gz`
+FLAIR, `CASE_0002.nii.gz` post-contrast, and optionally `CASE_seg.nii.gz`, the true mask (or in
+a separate labels folder as `CASE.nii.gz`). A lone NIfTI file, or a case with FLAIR alone, is
+FLAIR, copied into the missing sequences as Kaggle stores a patient missing one.
+
+Geometry goes through nibabel's orientation tools and the affine, never the array's shape: each
+volume is turned so that its slices are axial with rows running anterior to posterior, columns
+from the patient's right to left and slices from inferior to superior (Kaggle's slices are DICOM
+axial displays); each slice is padded to a square and resized to 256x256. `to_native` undoes
+all of it. Intensities become uint8 per sequence (the 99.5th percentile of the non-zero voxels
+-> 255; uint8 data is kept as it is); the model's own normalisation follows, as in training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+NATIVE = 256  # Kaggle's slices are 256x256
+MODEL_AXES = ("P", "L", "S")  # where increasing rows, columns and slices point
+CHANNELS = ("0000", "0001", "0002")  # pre-contrast, FLAIR, post-contrast
+FLAIR = "0001"
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+CASE_FILE = re.compile(r"^(?P<case>.+)_(?P<part>\d{4}|seg)\.nii(\.gz)?$")
+# Kaggle's volumes: 20-88 axial slices of about 1 x 1 mm in-plane (256x256), not skull-stripped.
+TRAINING_SLICES = (20, 88)
+TRAINING_SLICE_MM = (2.0, 7.0)
+
+
+class ScanError(ValueError):
+    """A scan that cannot be read as a case: one line naming the file and what is wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseFiles:
+    """The files of one case: sequence number (CHANNELS) -> path, and the true mask if given."""
+
+    case: str
+    sequences: dict
+    truth: Path | None = None
+
+
+def _strip_suffix(name: str) -> str:
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def is_nifti(path: str | Path) -> bool:
+    return str(path).endswith(NIFTI_SUFFIXES)
+
+
+def holds_volumes(path: str | Path) -> bool:
+    """True for a NIfTI file or a folder holding NIfTI files (rather than Kaggle's TIFF slices)."""
+    path = Path(path)
+    return is_nifti(path) if path.is_file() else path.is_dir() and any(is_nifti(p) for p in path.iterdir())
+
+
+def find_cases(path: str | Path, labels: str | Path | None = None) -> list[CaseFiles]:
+    """The cases in a NIfTI file or an nnU-Net-style folder, sorted by name; true masks from
+    `CASE_seg.nii.gz` beside them or `labels/CASE.nii.gz`."""
+    path = Path(path)
+    if path.is_file():
+        if not is_nifti(path):
+            raise ScanError(f"{path}: not a NIfTI file (.nii or .nii.gz)")
+        match = CASE_FILE.match(path.name)
+        case = match["case"] if match and match["part"] == FLAIR else _strip_suffix(path.name)
+        cases = [CaseFiles(case, {FLAIR: path})]
+    else:
+        grouped: dict[str, dict] = {}
+        for file in sorted(p for p in path.iterdir() if is_nifti(p)):
+            match = CASE_FILE.match(file.name)
+            if match is None:  # a lone volume: FLAIR alone
+                grouped.setdefault(_strip_suffix(file.name), {})[FLAIR] = file
+            else:
+                grouped.setdefault(match["case"], {})[match["part"]] = file
+        if not grouped:
+            raise ScanError(f"{path}: no NIfTI files (.nii or .nii.gz)")
+        cases = []
+        for case, parts in grouped.items():
+            truth = parts.pop("seg", None)
+            unknown = sorted(set(parts) - set(CHANNELS))
+            if unknown:
+                raise ScanError(f"{path / case}: channels {unknown} unknown; expected {list(CHANNELS)} "
+                                "(pre-contrast, FLAIR, post-contrast)")
+            if FLAIR not in parts:
+                raise ScanError(f"{path}: case {case} has no FLAIR ({case}_{FLAIR}.nii.gz); "
+                                f"found {sorted(p.name for p in parts.values())}")
+            cases.append(CaseFiles(case, parts, truth))
+    if labels is not None:
+        cases = [dataclasses.replace(c, truth=_label_of(Path(labels), c.case)) for c in cases]
+    return cases
+
+
+def _label_of(labels: Path, case: str) -> Path:
+    for suffix in NIFTI_SUFFIXES:
+        if (labels / f"{case}{suffix}").is_file():
+            return labels / f"{case}{suffix}"
+    raise ScanError(f"{labels}: no true mask {case}.nii.gz for case {case}")
+
+
+def _load(path: Path):
+    """The nibabel image of a 3D NIfTI file, its data read whole (a broken file fails here)."""
+    import nibabel as nib
+
+    try:
+        image = nib.load(str(path))
+        data = np.asanyarray(image.dataobj)
+    except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise ScanError(f"{path}: not a readable NIfTI file ({reason})") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise ScanError(f"{path}: a {data.ndim}D image of shape {data.shape}; one 3D volume per file is expected")
+    return image, data
+
+
+def _orientation(affine):
+    """The nibabel transform from an array with this affine to MODEL_AXES, and back."""
+    from nibabel import orientations
+
+    current = orientations.io_orientation(affine)
+    target = orientations.axcodes2ornt(MODEL_AXES)
+    return orientations.ornt_transform(current, target), orientations.ornt_transform(target, current)
+
+
+def _in_model_axes(values, affine) -> tuple:
+    """Per-axis values (a shape, voxel sizes) of an array with `affine`, reordered to MODEL_AXES."""
+    forward, _ = _orientation(affine)
+    return tuple(values[int(axis)] for axis in np.argsort(forward[:, 0]))
+
+
+def to_uint8(volume: np.ndarray) -> np.ndarray:
+    """A sequence's volume as uint8: kept as it is when it already is uint8-valued, else scaled so
+    that the 99.5th percentile of its non-zero voxels becomes 255 (negative values clipped)."""
+    if np.issubdtype(volume.dtype, np.integer) and volume.min() >= 0 and volume.max() <= 255:
+        return volume.astype(np.uint8)
+    volume = np.nan_to_num(volume.astype(np.float32))
+    foreground = volume[volume > 0]
+    top = float(np.percentile(foreground, 99.5)) if foreground.size else 1.0
+    return np.clip(np.round(volume / max(top, 1e-6) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _square_size(rows: int, cols: int) -> int:
+    return max(rows, cols)
+
+
+def _to_slices(volume: np.ndarray) -> np.ndarray:
+    """[rows, cols, slices] in MODEL_AXES -> [slices, 256, 256]: each slice padded to a square
+    (centred, zeros) and resized (area averaging down, linear up)."""
+    import cv2
+
+    rows, cols, _ = volume.shape
+    side = _square_size(rows, cols)
+    top, left = (side - rows) // 2, (side - cols) // 2
+    out = []
+    for k in range(volume.shape[2]):
+        square = np.zeros((side, side), volume.dtype)
+        square[top:top + rows, left:left + cols] = volume[:, :, k]
+        method = cv2.INTER_AREA if side > NATIVE else cv2.INTER_LINEAR
+        out.append(cv2.resize(square, (NATIVE, NATIVE), interpolation=method))
+    return np.stack(out)
+
+
+@dataclasses.dataclass
+class Scan:
+    """One case ready for the model, and what it takes to write a mask back."""
+
+    case: str
+    images: np.ndarray  # uint8 [slices, 256, 256, 3]: pre-contrast, FLAIR, post-contrast
+    reference: object  # the FLAIR's nibabel image: shape, affine and header of every mask written
+    truth: np.ndarray | None  # bool, on the FLAIR's grid (its array order), if given
+    sequences: tuple  # which sequences were found (the others hold FLAIR)
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.reference.shape[:3])
+
+    @property
+    def spacing(self) -> tuple:
+        """Voxel size in mm along the FLAIR's array axes."""
+        return tuple(float(z) for z in self.reference.header.get_zooms()[:3])
+
+    def slice_spacing(self) -> tuple:
+        """(row mm, column mm, slice mm) in the model's orientation."""
+        return _in_model_axes(self.spacing, self.reference.affine)
+
+    def to_native(self, volume: np.ndarray) -> np.ndarray:
+        """[slices, 256, 256] values (probabilities or a mask) in the model's orientation -> the
+        FLAIR's grid, in its own array order: each slice resized back to its square and uncropped,
+        then turned back (linear interpolation; threshold after)."""
+        import cv2
+        from nibabel import orientations
+
+        _, back = _orientation(self.reference.affine)
+        rows, cols, _ = _in_model_axes(self.shape, self.reference.affine)
+        side = _square_size(rows, cols)
+        top, left = (side - rows) // 2, (side - cols) // 2
+        native = np.stack([cv2.resize(s.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+                           [top:top + rows, left:left + cols] for s in volume], axis=2)
+        return orientations.apply_orientation(native, back)
+
+    def mask_image(self, mask: np.ndarray):
+        """A uint8 0/1 NIfTI image of `mask` (on the FLAIR's grid) with the FLAIR's affine and header."""
+        import nibabel as nib
+
+        header = self.reference.header.copy()
+        header.set_data_dtype(np.uint8)
+        image = nib.Nifti1Image(mask.astype(np.uint8), self.reference.affine, header)
+        image.set_qform(self.reference.affine, code=int(self.reference.header["qform_code"]) or 1)
+        image.set_sform(self.reference.affine, code=int(self.reference.header["sform_code"]) or 1)
+        return image
+
+    def domain_warnings(self) -> list[str]:
+        """Ways this case differs from the Kaggle volumes the models were trained on."""
+        rows_mm, cols_mm, slice_mm = self.slice_spacing()
+        slices = self.images.shape[0]
+        warnings = []
+        if not TRAINING_SLICES[0] <= slices <= TRAINING_SLICES[1]:
+            warnings.append(f"{slices} axial slices (training volumes have {TRAINING_SLICES[0]}-{TRAINING_SLICES[1]})")
+        if not TRAINING_SLICE_MM[0] <= slice_mm <= TRAINING_SLICE_MM[1]:
+            warnings.append(f"{slice_mm:.1f} mm between slices (training volumes: about "
+                            f"{TRAINING_SLICE_MM[0]:.0f}-{TRAINING_SLICE_MM[1]:.0f} mm); 1 mm isotropic volumes "
+                            "such as BraTS are far from the training data")
+        flair = self.images[..., 1]
+        background = float((flair[:, :8, :] == 0).mean())
+        if background > 0.98 and float((flair == 0).mean()) > 0.6:
+            warnings.append("looks skull-stripped (training volumes keep the skull and scalp)")
+        return warnings
+
+
+def load_case(case: CaseFiles) -> Scan:
+    """The case's sequences read, checked to share one grid, turned to the model's slices."""
+    from nibabel import orientations
+
+    reference, flair = _load(case.sequences[FLAIR])
+    forward, _ = _orientation(reference.affine)
+    channels = []
+    for number in CHANNELS:
+        path = case.sequences.get(number)
+        if path is None:
+            channels.append(flair)
+            continue
+        image, data = (reference, flair) if number == FLAIR else _load(path)
+        _check_same_grid(case.sequences[FLAIR], reference, data.shape, image.affine, path)
+        channels.append(data)
+    images = np.stack([_to_slices(orientations.apply_orientation(to_uint8(c), forward)) for c in channels], axis=-1)
+    truth = None
+    if case.truth is not None:
+        image, data = _load(case.truth)
+        _check_same_grid(case.sequences[FLAIR], reference, data.shape, image.affine, case.truth)
+        truth = data > 0
+    return Scan(case.case, images, reference, truth, tuple(sorted(case.sequences)))
+
+
+def _check_same_grid(flair_path: Path, reference, shape, affine, path: Path) -> None:
+    if tuple(shape) != tuple(reference.shape[:3]) or not np.allclose(affine, reference.affine, atol=1e-3):
+        raise ScanError(f"{path}: its grid (shape {tuple(shape)}, affine) differs from the FLAIR's "
+                        f"({flair_path.name}, shape {tuple(reference.shape[:3])}); resample it to the FLAIR first")
+
+
+def model_axes_affine(spacing: tuple[float, float, float]):
+    """The affine of an array in MODEL_AXES order with (row, column, slice) voxel sizes in mm."""
+    rows, cols, slices = spacing
+    return np.array([[0.0, -cols, 0.0, 0.0], [-rows, 0.0, 0.0, 0.0], [0.0, 0.0, slices, 0.0], [0.0, 0.0, 0.0, 1.0]])
+
+
+def reoriented(volume: np.ndarray, affine, axcodes: tuple[str, str, str]):
+    """`volume` with `affine` turned so that its axes point to `axcodes` (e.g. RAS or LPS): the
+    data and its new affine, the same voxels in the same place in the world."""
+    from nibabel import orientations
+
+    transform = orientations.ornt_transform(orientations.io_orientation(affine), orientations.axcodes2ornt(axcodes))
+    return (orientations.apply_orientation(volume, transform),
+            affine @ orientations.inv_ornt_aff(transform, volume.shape))
