@@ -1,7 +1,7 @@
-"""New scans as clinics hold them: NIfTI volumes in, each brought to the slices the model knows,
-and masks written back on the scan's own grid.
+"""New scans as clinics hold them: NIfTI volumes or DICOM series in, each brought to the slices the
+model knows, and masks written back on the scan's own grid.
 
-    cases = find_cases("scans/")            # a NIfTI file, or a folder of nnU-Net-style cases
+    cases = find_cases("scans/")            # a NIfTI file, a folder of nnU-Net-style cases, or DICOM
     scan = load_case(cases[0])              # slices uint8 [n, 256, 256, 3], as Kaggle stores them
     mask_image = scan.to_native(mask_256)   # a nibabel image: the FLAIR's exact shape and affine
 
@@ -9,6 +9,11 @@ Case layout (as nnU-Net names channels): `CASE_0000.nii.gz` pre-contrast, `CASE_
 FLAIR, `CASE_0002.nii.gz` post-contrast, and optionally `CASE_seg.nii.gz`, the true mask (or in
 a separate labels folder as `CASE.nii.gz`). A lone NIfTI file, or a case with FLAIR alone, is
 FLAIR, copied into the missing sequences as Kaggle stores a patient missing one.
+
+DICOM (read by pydicom; each slice's geometry by nibabel's DICOM wrapper): a folder whose files
+form one series is FLAIR alone; a folder of several series names each by its SeriesDescription
+(FLAIR; "pre" for pre-contrast; "post", "+C" or "Gd" for post-contrast); a folder of such folders
+is one case each, named after its folder.
 
 Geometry goes through nibabel's orientation tools and the affine, never the array's shape: each
 volume is turned so that its slices are axial with rows running anterior to posterior, columns
@@ -44,6 +49,22 @@ class ScanError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class DicomSeries:
+    """The files of one DICOM series (one volume), in any order, and where they were found."""
+
+    folder: Path
+    files: tuple
+    description: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.folder.name} ({self.description or 'series without a description'})"
+
+    def __str__(self) -> str:
+        return f"{self.folder}: DICOM series {self.description!r}"
+
+
+@dataclasses.dataclass(frozen=True)
 class CaseFiles:
     """The files of one case: sequence number (CHANNELS) -> path, and the true mask if given."""
 
@@ -63,16 +84,83 @@ def is_nifti(path: str | Path) -> bool:
     return str(path).endswith(NIFTI_SUFFIXES)
 
 
+def is_dicom(path: Path) -> bool:
+    """True for a DICOM file (the 'DICM' marker after its 128-byte preamble)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
 def holds_volumes(path: str | Path) -> bool:
-    """True for a NIfTI file or a folder holding NIfTI files (rather than Kaggle's TIFF slices)."""
+    """True for a NIfTI file, or a folder holding NIfTI or DICOM files (at its top or one level
+    down), rather than Kaggle's TIFF slices."""
     path = Path(path)
-    return is_nifti(path) if path.is_file() else path.is_dir() and any(is_nifti(p) for p in path.iterdir())
+    if path.is_file():
+        return is_nifti(path) or is_dicom(path)
+    if not path.is_dir():
+        return False
+    files = [p for p in path.iterdir() if p.is_file()] + [p for d in path.iterdir() if d.is_dir()
+                                                         for p in d.iterdir() if p.is_file()]
+    return any(is_nifti(p) or is_dicom(p) for p in files)
+
+
+SEQUENCE_WORDS = {"0001": ("flair",), "0002": ("post", "+c", "gd", "gad"), "0000": ("pre",)}
+
+
+def _dicom_series(folder: Path) -> list[DicomSeries]:
+    """The DICOM series among the files directly in `folder`, by SeriesInstanceUID."""
+    import pydicom
+
+    grouped: dict[str, list] = {}
+    descriptions: dict[str, str] = {}
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and is_dicom(p)):
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception as err:  # pydicom raises many types for a broken file
+            raise ScanError(f"{path}: not a readable DICOM file ({' '.join(str(err).split())})") from None
+        uid = str(header.get("SeriesInstanceUID", ""))
+        grouped.setdefault(uid, []).append(path)
+        descriptions[uid] = str(header.get("SeriesDescription", "")).strip()
+    return [DicomSeries(folder, tuple(files), descriptions[uid]) for uid, files in grouped.items()]
+
+
+def _dicom_case(folder: Path) -> CaseFiles:
+    """One case from the series in `folder`: FLAIR alone, or each named by its description."""
+    series = _dicom_series(folder)
+    if len(series) == 1:
+        return CaseFiles(folder.name, {FLAIR: series[0]})
+    sequences: dict = {}
+    for one in series:
+        words = one.description.lower()
+        matches = [n for n, keys in SEQUENCE_WORDS.items() if any(k in words for k in keys)]
+        number = matches[0] if matches else None  # FLAIR first: "FLAIR post" is still FLAIR
+        if number is None or number in sequences:
+            names = ", ".join(repr(s.description) for s in series)
+            raise ScanError(f"{folder}: {len(series)} DICOM series ({names}) and no way to tell which is "
+                            "FLAIR, pre- or post-contrast; put each series in a folder of its own or name them "
+                            "in SeriesDescription")
+        sequences[number] = one
+    if FLAIR not in sequences:
+        raise ScanError(f"{folder}: no FLAIR among its DICOM series "
+                        f"({', '.join(repr(s.description) for s in series)})")
+    return CaseFiles(folder.name, sequences)
 
 
 def find_cases(path: str | Path, labels: str | Path | None = None) -> list[CaseFiles]:
     """The cases in a NIfTI file or an nnU-Net-style folder, sorted by name; true masks from
     `CASE_seg.nii.gz` beside them or `labels/CASE.nii.gz`."""
     path = Path(path)
+    if path.is_dir() and not any(is_nifti(p) for p in path.iterdir()):
+        if any(p.is_file() and is_dicom(p) for p in path.iterdir()):
+            cases = [_dicom_case(path)]
+        else:
+            cases = [_dicom_case(d) for d in sorted(path.iterdir())
+                     if d.is_dir() and any(p.is_file() and is_dicom(p) for p in d.iterdir())]
+        if not cases:
+            raise ScanError(f"{path}: no NIfTI files (.nii or .nii.gz) and no DICOM series")
+        return [dataclasses.replace(c, truth=_label_of(Path(labels), c.case)) for c in cases] if labels else cases
     if path.is_file():
         if not is_nifti(path):
             raise ScanError(f"{path}: not a NIfTI file (.nii or .nii.gz)")
@@ -112,9 +200,12 @@ def _label_of(labels: Path, case: str) -> Path:
     raise ScanError(f"{labels}: no true mask {case}.nii.gz for case {case}")
 
 
-def _load(path: Path):
-    """The nibabel image of a 3D NIfTI file, its data read whole (a broken file fails here)."""
+def _load(path):
+    """The nibabel image of a 3D NIfTI file or a DICOM series, its data read whole (a broken file fails here)."""
     import nibabel as nib
+
+    if isinstance(path, DicomSeries):
+        return _load_dicom(path)
 
     try:
         image = nib.load(str(path))
@@ -127,6 +218,44 @@ def _load(path: Path):
     if data.ndim != 3:
         raise ScanError(f"{path}: a {data.ndim}D image of shape {data.shape}; one 3D volume per file is expected")
     return image, data
+
+
+def _load_dicom(series: DicomSeries):
+    """A DICOM series as a NIfTI image: slices sorted along their normal, RAS+ affine."""
+    import warnings
+
+    import nibabel as nib
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nibabel calls its DICOM wrappers experimental
+        from nibabel.nicom import dicomwrappers
+
+    slices = []
+    for path in series.files:
+        try:
+            dataset = pydicom.dcmread(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # nibabel calls its DICOM wrappers experimental
+                wrapper = dicomwrappers.wrapper_from_data(dataset)
+                position, affine = wrapper.slice_indicator, wrapper.affine
+            pixels = apply_modality_lut(dataset.pixel_array, dataset)
+        except Exception as err:  # pydicom and nibabel raise many types for a broken or foreign file
+            raise ScanError(f"{path}: not a readable DICOM image ({' '.join(str(err).split())})") from None
+        if pixels.ndim != 2:
+            raise ScanError(f"{path}: a DICOM image of shape {pixels.shape}; one 2D slice per file is expected")
+        slices.append((position, affine, pixels))
+    slices.sort(key=lambda s: s[0])
+    shapes = {s[2].shape for s in slices}
+    if len(shapes) != 1:
+        raise ScanError(f"{series}: its slices differ in size {sorted(shapes)}")
+    lps = slices[0][1].copy()
+    if len(slices) > 1:  # the step between slices, from their positions (any gap or tilt included)
+        lps[:3, 2] = (slices[-1][1][:3, 3] - slices[0][1][:3, 3]) / (len(slices) - 1)
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # DICOM's patient space is LPS+, NIfTI's RAS+
+    data = np.stack([s[2] for s in slices], axis=-1)
+    return nib.Nifti1Image(data, ras), data
 
 
 def _orientation(affine):

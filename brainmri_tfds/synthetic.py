@@ -189,6 +189,54 @@ def write_nifti_cases(
     return written
 
 
+DICOM_DESCRIPTIONS = {"0000": "T1 pre", "0001": "FLAIR", "0002": "T1 post +C"}
+
+
+def write_dicom_case(
+    out_dir: str,
+    seed: int = 0,
+    sequences: tuple[str, ...] = ("0000", "0001", "0002"),
+    spacing: tuple[float, float, float] = (0.9, 0.9, 5.0),
+    slices: tuple[int, int] = DEFAULT_SLICES,
+    descriptions: dict | None = None,
+) -> tuple[str, np.ndarray]:
+    """The first phantom of `write_patients(..., seed)` as DICOM MR series in `out_dir` (one file
+    per slice, axial, rows anterior to posterior and columns right to left as Kaggle shows them;
+    `descriptions` names each sequence's series, DICOM_DESCRIPTIONS by default). Returns the
+    patient id and its true mask [slices, 256, 256] bool."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+    patient = patient_ids(1, seed)[0]
+    rng = np.random.default_rng([seed, 0])
+    images, masks = make_patient(rng, int(rng.integers(slices[0], slices[1] + 1)))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    study = generate_uid(entropy_srcs=[patient, "study"])
+    for number in sequences:
+        series = generate_uid(entropy_srcs=[patient, number])
+        for k, image in enumerate(images[..., int(number)]):
+            instance = generate_uid(entropy_srcs=[patient, number, str(k)])
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = MRImageStorage, instance
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            ds = Dataset()
+            ds.file_meta = meta
+            ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = MRImageStorage, instance, "MR"
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.PatientID = study, series, patient
+            ds.SeriesDescription = (descriptions or DICOM_DESCRIPTIONS)[number]
+            ds.InstanceNumber = k + 1
+            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]  # columns toward the patient's left, rows posterior
+            ds.ImagePositionPatient = [0.0, 0.0, k * spacing[2]]  # slices inferior to superior
+            ds.PixelSpacing, ds.SliceThickness = [spacing[0], spacing[1]], spacing[2]
+            ds.Rows, ds.Columns = image.shape
+            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+            ds.PixelData = image.astype(np.uint16).tobytes()
+            ds.save_as(out / f"{number}_{k + 1:03d}.dcm", enforce_file_format=True)
+    return patient, masks > 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m brainmri_tfds.synthetic",

@@ -172,3 +172,34 @@ def test_a_bad_case_is_one_line_naming_the_file_and_writes_nothing(phantoms, fla
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and message in error and len(error.splitlines()) == 1, error
     assert not out.exists()
+
+
+def test_a_dicom_series_per_sequence_gives_kaggles_slices(phantoms, flair_model, tmp_path):
+    root, patient, _ = phantoms
+    images, _ = _kaggle_slices(root / "kaggle", patient)
+    case = tmp_path / "dicom" / "case1"
+    assert synthetic.write_dicom_case(case, seed=5, slices=(6, 7))[0] == patient
+    for path in (case, case.parent):  # a case folder, or a folder of case folders
+        (found,) = scans.find_cases(path)
+        assert found.case == "case1" and sorted(found.sequences) == ["0000", "0001", "0002"]
+        assert np.array_equal(scans.load_case(found).images, images)
+    out = tmp_path / "out"
+    assert evaluate.main(["--model", str(flair_model), "--input", str(case.parent), "--out", str(out)]) == 0
+    written, scan = nib.load(str(out / "case1.nii.gz")), scans.load_case(scans.find_cases(case)[0])
+    assert written.shape == (256, 256, 7) and np.allclose(written.affine, scan.reference.affine)
+    assert written.header.get_zooms() == pytest.approx(SPACING) and nib.aff2axcodes(written.affine)[:2] == ("P", "L")
+
+    alone = tmp_path / "flair_only"
+    synthetic.write_dicom_case(alone, seed=5, sequences=("0001",), slices=(6, 7))
+    scan = scans.load_case(scans.find_cases(alone)[0])
+    assert scan.sequences == ("0001",) and np.array_equal(scan.images[..., 1], images[..., 1])
+
+
+def test_dicom_series_that_cannot_be_told_apart_are_refused(flair_model, tmp_path, capsys):
+    case = tmp_path / "case"
+    synthetic.write_dicom_case(case, seed=5, sequences=("0000", "0001"), slices=(3, 3),
+                               descriptions={"0000": "AX series", "0001": "AX series"})
+    assert evaluate.main(["--model", str(flair_model), "--input", str(case), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"{case}: 2 DICOM series" in error and "no way to tell" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
