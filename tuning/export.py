@@ -1,0 +1,118 @@
+"""`python -m tuning.export`: a trained model as a TensorFlow SavedModel and an ONNX file, to run
+without this project's code (TensorFlow Serving, onnxruntime, ...).
+
+    python -m tuning.export --model runs/train/kaggle_3m-best/model.keras        # -> runs/train/kaggle_3m-best/export/
+
+Writes to --out (default: export/ beside the model): saved_model/ (signature `serve`), model.onnx,
+and preprocessing.json: what a caller must do to a slice before the model and to its output after
+(input size and channels, the normalisation, the threshold and clean-up chosen on validation
+patients). Both formats compute in float32: a model trained in bfloat16 is rebuilt in float32
+with the same weights first (ONNX runtimes have no bfloat16 convolution). The README shows how to
+run model.onnx with onnxruntime alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FORMATS = ("saved_model", "onnx")
+
+
+def _float32_config(config):
+    """A Keras model config with every layer's compute dtype set to float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(config.get("config"), dict):
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _float32_config(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_float32_config(value) for value in config]
+    return "float32" if config == "mixed_bfloat16" else config
+
+
+def as_float32(model):
+    """`model` itself if it computes in float32, else the same network rebuilt in float32 with its weights."""
+    import tuning.unet  # noqa: F401  (registers the U-Net's own layers)
+
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in model._flatten_layers()):
+        return model
+    rebuilt = model.__class__.from_config(_float32_config(model.get_config()))
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def preprocessing(run, inference) -> dict:
+    """What a caller without this project must do around the exported model."""
+    data = run.data
+    channels = {"all": ["pre-contrast", "FLAIR", "post-contrast"], "flair": ["FLAIR"],
+                "gray": ["gray (ITU-R 601-2 luma of the three)"]}
+    return {
+        "input": {"shape": [None, data.image_size, data.image_size, data.n_channels], "dtype": "float32",
+                  "channels": channels[data.channels], "neighbouring_slices_each_side": data.context,
+                  "slice": "axial, 256x256 as Kaggle stores it: rows anterior to posterior, columns right to left",
+                  "resize": f"bilinear (antialiased) from 256x256 to {data.image_size}x{data.image_size}",
+                  "values": "uint8 / 255, after the normalisation"},
+        "normalization": {"patient": "per sequence, multiply the patient's whole volume so that the 99th percentile "
+                                     "of its non-zero voxels becomes 255 (clip to 0..255)",
+                          "none": "none"}[data.normalization],
+        "output": {"shape": [None, data.image_size, data.image_size, 1],
+                   "meaning": "probability of tumor per pixel; resize (bilinear) to 256x256 before thresholding"},
+        "postprocessing": inference,
+    }
+
+
+def export(model_path: str | Path, out: str | Path, formats=FORMATS) -> dict[str, Path]:
+    """Writes the model at `model_path` (train.py's, with config.json beside it) in `formats` to `out`."""
+    from tuning.evaluation.inference import load_trained
+    from tuning.runfolder import InferenceChoice, write_json
+
+    model, run = load_trained(model_path)
+    model = as_float32(model)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    if "saved_model" in formats:
+        partial = out / ".saved_model.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        model.export(str(partial), format="tf_saved_model", verbose=False)
+        shutil.rmtree(out / "saved_model", ignore_errors=True)
+        os.replace(partial, out / "saved_model")
+        written["saved_model"] = out / "saved_model"
+    if "onnx" in formats:
+        from tuning.runfolder import atomic_path
+
+        with atomic_path(out / "model.onnx") as partial:
+            model.export(str(partial), format="onnx", verbose=False)
+        written["onnx"] = out / "model.onnx"
+    chosen = InferenceChoice.read(Path(model_path).parent)
+    inference = chosen.settings.to_json() if chosen else {"threshold": 0.5, "keep_fraction": 0.0, "flip_average": False}
+    write_json(out / "preprocessing.json", preprocessing(run, inference))
+    written["preprocessing"] = out / "preprocessing.json"
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tuning.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a model.keras written by train.py")
+    parser.add_argument("--out", help="output folder (default: export/ beside the model)")
+    parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS),
+                        help="what to write (default: both)")
+    args = parser.parse_args(argv)
+    try:
+        written = export(args.model, args.out or Path(args.model).parent / "export", args.formats)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: str(v) for k, v in written.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
