@@ -10,12 +10,12 @@ SEARCH=(--dataset lgg_mri/synthetic --data-dir "$DATA" --image-size 64 --channel
 echo "== 1/4 build lgg_mri/synthetic into $DATA"
 tfds build brainmri_tfds/lgg_mri --config synthetic --data_dir "$DATA"
 
-echo "== 2/4 search (random, 6 trials x 5 epochs) -> runs/tuning/quickstart"
-python tuning/search.py "${SEARCH[@]}" --tuner random --max-trials 6 --max-epochs 5 --batch-size 16 \
-  --directory runs/tuning --project-name quickstart --overwrite
+echo "== 2/4 search (random, 3 small trials x 3 epochs) -> runs/tuning/quickstart"
+python tuning/search.py "${SEARCH[@]}" --tuner random --max-trials 3 --max-epochs 3 --batch-size 16 \
+  --depths 2 3 --base-filters 16 --directory runs/tuning --project-name quickstart --overwrite
 
 echo "== 3/4 train the best configuration -> runs/train/quickstart"
-python train.py --best --tuning-dir runs/tuning/quickstart --epochs 30 --out runs/train/quickstart  # data settings and data_dir from best_hparams.json
+python train.py --best --tuning-dir runs/tuning/quickstart --epochs 20 --out runs/train/quickstart  # data settings and data_dir from best_hparams.json
 
 echo "== 4/4 evaluate on the test patients"
 python evaluate.py --model runs/train/quickstart/model.keras                      # the test split, from config.json

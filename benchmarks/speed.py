@@ -11,10 +11,13 @@ batch size over the median step time.
 - train_images_per_s: `fit` on in-memory tensors (one batch, repeated: no input cost at all);
 - train_images_per_s_pipeline: `fit` on `brainmri_tfds.make_dataset` (the real pipeline: cached,
   shuffled, augmented, prefetched) of the built synthetic config (built into --data-dir if absent);
-- predict_images_per_s: `predict_on_batch`, as evaluate.py predicts;
+- predict_images_per_s: `predict_on_batch` of the model with batch norm folded into the
+  convolutions, as evaluate.py predicts;
 - peak_rss_mb: the process's peak resident memory.
 
-Prints one JSON object. `benchmarks/reference_torch.py` measures the same architecture in PyTorch.
+Prints one JSON object, with the CPU (model, bfloat16 or not) and whether TensorFlow runs oneDNN's
+kernels (`brainmri_tfds.runtime`). `benchmarks/reference_torch.py` measures the same architecture
+in PyTorch.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import brainmri_tfds  # noqa: E402, F401  (sets TensorFlow's CPU kernels for this machine before it loads)
 
 
 def parse_args(argv):
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from tuning.unet import UNetConfig, build_unet, compile_unet
+    from tuning.unet import UNetConfig, build_unet, compile_unet, fold_batch_norm
     from tuning.precision import cpu_description, resolve_precision
 
     config = UNetConfig(depth=args.depth, base_filters=args.base_filters, dropout=0.0, batch_norm=True,
@@ -104,8 +109,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_pipeline:
         import tensorflow_datasets as tfds
 
-        import brainmri_tfds
-
         tfds.builder("lgg_mri/synthetic", data_dir=args.data_dir).download_and_prepare()
         pipeline = brainmri_tfds.make_dataset(
             "train", data_dir=args.data_dir, config="synthetic", image_size=args.image_size,
@@ -116,10 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         result["pipeline_overhead_pct"] = round(
             100 * (result["train_images_per_s"] / result["train_images_per_s_pipeline"] - 1), 1)
 
-    seconds = _median_predict_seconds(model, images, args.steps, args.warmup)
+    seconds = _median_predict_seconds(fold_batch_norm(model), images, args.steps, args.warmup)  # as evaluate.py
     result["predict_images_per_s"] = round(args.batch_size / seconds, 2)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["machine"] = f"{platform.machine()}, {cpu_description()}, TensorFlow {tf.__version__}"
+    result["onednn"] = brainmri_tfds.runtime.onednn_enabled()
     print(json.dumps(result))
     return 0
 

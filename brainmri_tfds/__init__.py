@@ -3,9 +3,13 @@
 `import brainmri_tfds` registers the `lgg_mri` builder, so `tfds.load("lgg_mri")` works.
 """
 
-from brainmri_tfds import lgg_mri  # noqa: F401  (registers lgg_mri with TFDS)
-from brainmri_tfds.layout import LayoutError
-from brainmri_tfds.pipeline import (
+from brainmri_tfds import runtime
+
+runtime.configure()  # before anything below loads TensorFlow
+
+from brainmri_tfds import lgg_mri  # noqa: E402, F401  (registers lgg_mri with TFDS)
+from brainmri_tfds.layout import LayoutError  # noqa: E402
+from brainmri_tfds.pipeline import (  # noqa: E402
     CHANNEL_MODES,
     DatasetNotBuiltError,
     load_split,

@@ -200,3 +200,26 @@ def test_an_ensemble_needs_two_models_of_one_input_shape():
         average_models([small])
     with pytest.raises(ValueError, match="different inputs"):
         average_models([small, large])
+
+
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
+def test_folded_batch_norm_predicts_as_the_model_does(upsampling):
+    import keras
+
+    from tuning.ensemble import average_models
+    from tuning.unet import FoldedBatchNorm, fold_batch_norm
+
+    rng = np.random.default_rng(0)
+    model = build_unet(32, 3, depth=2, base_filters=4, upsampling=upsampling)
+    for layer in model.layers:  # statistics far from the initial 0 and 1, as after training
+        if isinstance(layer, keras.layers.BatchNormalization):
+            for weight, low, high in ((layer.gamma, 0.5, 2), (layer.beta, -0.5, 0.5),
+                                      (layer.moving_mean, -1, 1), (layer.moving_variance, 0.2, 3)):
+                weight.assign(rng.uniform(low, high, weight.shape).astype(np.float32))
+    images = rng.random((3, 32, 32, 3), dtype=np.float32)
+    folded = fold_batch_norm(model)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    assert sum(isinstance(layer, FoldedBatchNorm) for layer in folded.layers) == 2 * (2 * 2 + 1)
+    np.testing.assert_allclose(folded.predict_on_batch(images), model.predict_on_batch(images), atol=1e-5)
+    pair = average_models([model, build_unet(32, 3, depth=2, base_filters=4, upsampling=upsampling)])
+    np.testing.assert_allclose(fold_batch_norm(pair).predict_on_batch(images), pair.predict_on_batch(images), atol=1e-5)

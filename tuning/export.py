@@ -6,7 +6,7 @@ without this project's code (TensorFlow Serving, onnxruntime, ...).
 Writes to --out (default: export/ beside the model): saved_model/ (signature `serve`), model.onnx,
 and preprocessing.json: what a caller must do to a slice before the model and to its output after
 (input size and channels, the normalisation, the threshold and clean-up chosen on validation
-patients). Both formats compute in float32: a model trained in bfloat16 is rebuilt in float32
+patients). Batch norm is folded into the convolutions (exact at inference). Both formats compute in float32: a model trained in bfloat16 is rebuilt in float32
 with the same weights first (ONNX runtimes have no bfloat16 convolution). The README shows how to
 run model.onnx with onnxruntime alone.
 """
@@ -72,7 +72,7 @@ def export(model_path: str | Path, out: str | Path, formats=FORMATS) -> dict[str
     from tuning.evaluation.inference import load_trained
     from tuning.runfolder import InferenceChoice, write_json
 
-    model, run = load_trained(model_path)
+    model, run = load_trained(model_path)  # batch norm folded into the convolutions
     model = as_float32(model)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

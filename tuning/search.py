@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     from tuning.precision import resolve_precision
     from brainmri_tfds.settings import DataSettings
     from tuning.tuner_state import atomic_state_files, keep_finished_trials_on_resume
-    from tuning.tuners import OBJECTIVE_NAME, best_result, best_trials_table, is_distributed_worker, make_tuner
+    from tuning.tuners import (OBJECTIVE_NAME, best_result, best_trials_table, is_distributed_worker, make_tuner,
+                               try_defaults_first)
 
     try:
         data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir, args.normalization,
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         tuner = make_tuner(args.tuner, hypermodel, args.max_trials, args.max_epochs, args.seed, args.directory,
                            args.project_name, args.overwrite, hyperparameters)
         keep_finished_trials_on_resume(tuner, is_distributed_worker())
+        try_defaults_first(tuner)
         try:
             tuner.search(train, validation_data=validation, epochs=args.max_epochs, callbacks=callbacks, verbose=2)
         except KeyboardInterrupt:

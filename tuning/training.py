@@ -24,7 +24,7 @@ import keras
 from brainmri_tfds import pipeline
 from tuning import runfolder
 from tuning.runfolder import RunConfig
-from tuning.unet import build_unet, compile_unet, ema_callbacks
+from tuning.unet import build_unet, compile_unet, ema_callbacks, fold_batch_norm
 
 # Validation loss, not the thresholded validation Dice, picks the model, cuts the learning rate and
 # stops early: an early model that paints blobs can score a high thresholded Dice on a few
@@ -159,7 +159,7 @@ def choose_inference(out: Path, run: RunConfig) -> runfolder.InferenceChoice:
     """How out/model.keras's probabilities become masks, chosen on `run`'s validation patients."""
     from tuning.evaluation.inference import calibrate
 
-    model = keras.saving.load_model(out / "model.keras", compile=False)
+    model = fold_batch_norm(keras.saving.load_model(out / "model.keras", compile=False))
     settings, candidates = calibrate(model, run.data, run.splits["validation"])
     best = max(c["mean_patient_dice"] for c in candidates)
     return runfolder.InferenceChoice(settings, run.splits["validation"], best, candidates)

@@ -52,6 +52,22 @@ def best_trials_table(tuner, limit: int = 5) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
 
 
+def try_defaults_first(tuner) -> None:
+    """Makes the search's first new trial the hypermodel's defaults (the configuration `train.py`
+    trains without --best), so the winner is never a configuration that scored below them on the
+    search's own objective. The tuners draw new values from their oracle's `_random_values` (Keras
+    Tuner's own; tests/test_search.py fails if that changes); a rerun that already tried the
+    defaults goes on drawing at random."""
+    oracle = tuner.oracle
+    draw = oracle._random_values
+
+    def defaults_then_random():
+        defaults = dict(oracle.hyperparameters.values)
+        return draw() if not defaults or oracle._duplicate(defaults) else defaults
+
+    oracle._random_values = defaults_then_random
+
+
 def best_result(tuner, data: DataSettings, tuner_name: str) -> BestHparams:
     """The winner, its score and trial id, and the data settings `train.py --best` needs."""
     trial = tuner.oracle.get_best_trials(1)[0]

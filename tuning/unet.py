@@ -171,3 +171,51 @@ def ema_callbacks(ema_momentum: float) -> list[keras.callbacks.Callback]:
     """What `fit` needs so that validation, early stopping and saved models use the weights' moving
     average (none for `ema_momentum` 0). Put it before the callbacks that save models."""
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema_momentum else []
+
+
+@keras.saving.register_keras_serializable(package="brainmri")
+class FoldedBatchNorm(keras.layers.Layer):
+    """What is left of a batch norm folded into the convolution before it: nothing to compute."""
+
+    def call(self, inputs, training=None, mask=None):
+        return inputs
+
+
+def fold_batch_norm(model: keras.Model) -> keras.Model:
+    """The same network for inference with each batch norm folded into the convolution before it:
+    that convolution's kernel scaled by gamma / sqrt(variance + epsilon) per output channel and a
+    bias of beta - mean x that scale; the batch norm becomes an identity. Exact at inference up to
+    float rounding, and one operation less per block for the kernels to run. Nested models (the
+    members of an ensemble) are folded too."""
+    import numpy as np
+
+    folded_from = {}  # convolution name -> its batch norm
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            source = layer.input._keras_history.operation  # the layer that feeds it
+            if isinstance(source, keras.layers.Conv2D):
+                folded_from[source.name] = layer
+
+    def clone(layer):
+        if isinstance(layer, keras.Model):
+            return fold_batch_norm(layer)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer in folded_from.values():
+            return FoldedBatchNorm(name=layer.name, dtype=layer.dtype_policy)
+        if layer.name in folded_from:
+            return layer.__class__.from_config({**layer.get_config(), "use_bias": True})
+        return layer.__class__.from_config(layer.get_config())
+
+    folded = keras.models.clone_model(model, clone_function=clone)
+    for layer in model.layers:
+        target = folded.get_layer(layer.name)
+        if isinstance(layer, keras.Model) or isinstance(target, FoldedBatchNorm):
+            continue
+        if layer.name in folded_from:
+            norm = folded_from[layer.name]
+            scale = np.asarray(norm.gamma) / np.sqrt(np.asarray(norm.moving_variance) + norm.epsilon)
+            kernel = np.asarray(layer.kernel) * scale
+            bias = (np.asarray(layer.bias) if layer.use_bias else 0.0) - np.asarray(norm.moving_mean)
+            target.set_weights([kernel, bias * scale + np.asarray(norm.beta)])
+        else:
+            target.set_weights(layer.get_weights())
+    return folded
