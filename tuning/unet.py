@@ -200,7 +200,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         if isinstance(layer, keras.Model):
             return fold_batch_norm(layer)
         if isinstance(layer, keras.layers.BatchNormalization) and layer in folded_from.values():
-            return FoldedBatchNorm(name=layer.name, dtype=layer.dtype_policy)
+            return FoldedBatchNorm(name=layer.name, dtype=layer.dtype_policy.name)
         if layer.name in folded_from:
             return layer.__class__.from_config({**layer.get_config(), "use_bias": True})
         return layer.__class__.from_config(layer.get_config())
