@@ -50,6 +50,10 @@ def test_a_nifti_case_gives_kaggles_slices_whatever_its_orientation(phantoms, ax
     assert np.array_equal(scan.images, images)  # voxel for voxel, after reorientation
     assert scan.slice_spacing() == pytest.approx(SPACING, abs=1e-5)
     assert np.array_equal(scan.to_native(masks.astype(np.float32)) > 0.5, scan.truth)  # and back again
+    forward, _ = scans._orientation(scan.reference.affine)
+    size = tumor_measures(nib.orientations.apply_orientation(scan.truth, forward), scan.slice_spacing())
+    assert size["volume_ml"] == pytest.approx(masks.sum() * np.prod(SPACING) / 1000, rel=1e-6)  # the phantom's
+    assert size["tumor_slices"] == int(masks.any(axis=(1, 2)).sum())
 
 
 def test_flair_alone_is_copied_into_the_missing_sequences(phantoms, tmp_path):
