@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         tuner = make_tuner(args.tuner, hypermodel, args.max_trials, args.max_epochs, args.seed, args.directory,
                            args.project_name, args.overwrite, hyperparameters)
         keep_finished_trials_on_resume(tuner, is_distributed_worker())
-        try_defaults_first(tuner)
+        if not is_distributed_worker():  # a worker's oracle is the chief's, reached over gRPC
+            try_defaults_first(tuner)
         try:
             tuner.search(train, validation_data=validation, epochs=args.max_epochs, callbacks=callbacks, verbose=2)
         except KeyboardInterrupt:
