@@ -71,7 +71,8 @@ def resolve(args):
     path = args.hparams or (os.path.join(args.tuning_dir, "best_hparams.json") if args.best else None)
     best = BestHparams.read(path) if path else BestHparams(UNetConfig(), DataSettings())
     data_flags = {"dataset": args.dataset, "image_size": args.image_size, "channels": args.channels,
-                  "normalization": args.normalization, "context": args.context, "data_dir": args.data_dir}
+                  "normalization": args.normalization, "context": args.context, "crop": args.crop,
+                  "data_dir": args.data_dir}
     recipe_flags = {"batch_size": args.batch_size, "tumor_share": args.tumor_share,
                     "augment_strength": args.augment_strength, "ema_momentum": args.ema_momentum}
     data = dataclasses.replace(best.data, **{k: v for k, v in data_flags.items() if v is not None})

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import os
 
+from brainmri_tfds.cropping import CROPS
 from brainmri_tfds.normalization import NORMALIZATIONS
 from brainmri_tfds.pipeline import CHANNEL_MODES, DEFAULT_IMAGE_SIZE, check_options, make_dataset, parse_dataset_name
 
@@ -24,10 +25,11 @@ class DataSettings:
     data_dir: str | None = None
     normalization: str = "patient"
     context: int = 0  # neighbouring slices on each side stacked into the input (2.5D)
+    crop: str = "none"  # 'brain': each patient's slices cut to the square about the brain before resizing
 
     def __post_init__(self):
         parse_dataset_name(self.dataset)
-        check_options(self.image_size, self.channels, self.normalization, self.context)
+        check_options(self.image_size, self.channels, self.normalization, self.context, self.crop)
 
     @property
     def config(self) -> str:
@@ -49,7 +51,7 @@ class DataSettings:
         return make_dataset(
             split, data_dir=self.data_dir, config=self.config, image_size=self.image_size,
             channels=self.channels, batch_size=None, shuffle=shuffle, seed=seed, normalization=self.normalization,
-            context=self.context,
+            context=self.context, crop=self.crop,
         )
 
     def to_json(self) -> dict:
@@ -62,7 +64,7 @@ class DataSettings:
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
-    """--dataset, --data-dir, --image-size, --channels, --normalization, --context (defaults None when `defaults` is False,
+    """--dataset, --data-dir, --image-size, --channels, --normalization, --context, --crop (defaults None when `defaults` is False,
     so a script can tell a flag the user gave from one it should read from a JSON file)."""
     base = DataSettings()
     parser.add_argument(
@@ -90,4 +92,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -
         "--context", type=int, default=base.context if defaults else None,
         help="2.5D input: also give the model the chosen channels of this many neighbouring slices on each side "
              "(1: slices i-1, i, i+1)" + (f" (default {base.context})" if defaults else ""),
+    )
+    parser.add_argument(
+        "--crop", choices=CROPS, default=base.crop if defaults else None,
+        help="brain = cut each patient's slices to the square about the brain before resizing (the mask is put "
+             "back on the 256x256 grid); none = resize the whole slice" + (f" (default {base.crop})" if defaults else ""),
     )

@@ -40,7 +40,8 @@ def trained(synthetic_data_dir, tmp_path_factory):
 def test_one_epoch_writes_model_config_history_and_curves(trained, synthetic_data_dir):
     config = json.loads((trained / "config.json").read_text())
     assert config["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
-                              "normalization": "patient", "context": 0, "data_dir": str(Path(synthetic_data_dir))}
+                              "normalization": "patient", "context": 0, "crop": "none",
+                              "data_dir": str(Path(synthetic_data_dir))}
     assert config["hyperparameters"]["depth"] == 4 and config["seed"] == 0
     assert config["hyperparameters"]["tumor_share"] == 0.5 and config["hyperparameters"]["augment_strength"] == 2
     assert config["hyperparameters"]["ema_momentum"] == 0.9
@@ -191,13 +192,13 @@ def test_evaluate_model_with_other_channels(trained, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_context_trains_and_scores_a_2_5d_model(synthetic_data_dir, tmp_path):
+def test_context_and_crop_train_and_score_a_2_5d_model_of_the_brain(synthetic_data_dir, tmp_path):
     import keras
 
     out = tmp_path / "ctx"
-    assert train.main([*_train_args(synthetic_data_dir, out), "--context", "1"]) == 0
+    assert train.main([*_train_args(synthetic_data_dir, out), "--context", "1", "--crop", "brain"]) == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["data"]["context"] == 1
+    assert config["data"]["context"] == 1 and config["data"]["crop"] == "brain"
     model = keras.saving.load_model(out / "model.keras", compile=False, safe_mode=True)
     assert model.input_shape == (None, 32, 32, 3)  # FLAIR of slices i-1, i, i+1
     assert evaluate.main(["--model", str(out / "model.keras"), "--data-dir", synthetic_data_dir,

@@ -49,6 +49,8 @@ def as_float32(model):
 
 def preprocessing(run, inference) -> dict:
     """What a caller without this project must do around the exported model."""
+    from brainmri_tfds.cropping import FLOOR, MIN_SIDE
+
     data = run.data
     channels = {"all": ["pre-contrast", "FLAIR", "post-contrast"], "flair": ["FLAIR"],
                 "gray": ["gray (ITU-R 601-2 luma of the three)"]}
@@ -56,13 +58,21 @@ def preprocessing(run, inference) -> dict:
         "input": {"shape": [None, data.image_size, data.image_size, data.n_channels], "dtype": "float32",
                   "channels": channels[data.channels], "neighbouring_slices_each_side": data.context,
                   "slice": "axial, 256x256 as Kaggle stores it: rows anterior to posterior, columns right to left",
-                  "resize": f"bilinear (antialiased) from 256x256 to {data.image_size}x{data.image_size}",
+                  "resize": f"bilinear (antialiased) from 256x256 (or the crop's square) to "
+                            f"{data.image_size}x{data.image_size}",
                   "values": "uint8 / 255, after the normalisation"},
         "normalization": {"patient": "per sequence, multiply the patient's whole volume so that the 99th percentile "
                                      "of its non-zero voxels becomes 255 (clip to 0..255)",
                           "none": "none"}[data.normalization],
+        "crop": {"brain": "before resizing, cut every slice of the patient to one square: take the voxels of the "
+                          f"volume as stored (all slices and sequences) at or above {FLOOR} x its maximum, the rows "
+                          "and columns holding them, widen the shorter side about its centre to a square (at least "
+                          f"{MIN_SIDE} pixels), move it inside the 256x256 slice; put the output back in that "
+                          "square, zero outside it",
+                 "none": "none"}[data.crop],
         "output": {"shape": [None, data.image_size, data.image_size, 1],
-                   "meaning": "probability of tumor per pixel; resize (bilinear) to 256x256 before thresholding"},
+                   "meaning": "probability of tumor per pixel; resize (bilinear) to 256x256 (or the crop's "
+                              "square) before thresholding"},
         "postprocessing": inference,
     }
 

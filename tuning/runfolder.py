@@ -29,8 +29,9 @@ from tuning.unet import UNetConfig
 
 # What a file written before a key existed meant by leaving it out.
 LEGACY_DEFAULTS = {
-    # trained on raw values before per-patient normalisation, and on single slices before 2.5D input
-    DataSettings: {"normalization": "none", "context": 0, "data_dir": None},
+    # trained on raw values before per-patient normalisation, on single slices before 2.5D input, and on
+    # whole slices before the brain crop
+    DataSettings: {"normalization": "none", "context": 0, "crop": "none", "data_dir": None},
 }
 LEGACY_NAMES = {"tumour_share": "tumor_share"}  # renamed keys: old -> new
 

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir, args.normalization,
-                            args.context)
+                            args.context, args.crop)
         hypermodel = UNetHyperModel(data.image_size, data.n_channels, augment=not args.no_augment, seed=args.seed,
                                     precision=resolve_precision(args.precision), base_filters=args.base_filters,
                                     depths=args.depths,

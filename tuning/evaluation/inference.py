@@ -122,15 +122,18 @@ def load_trained(path: str | Path, dataset: str | None = None, data_dir: str | N
     return fold_batch_norm(model), run
 
 
-def predict_probabilities(model, images: np.ndarray, data, flip_average: bool) -> np.ndarray:
+def predict_probabilities(model, images: np.ndarray, data, flip_average: bool, box=None) -> np.ndarray:
     """Probabilities [N, 256, 256] for one patient's uint8 slices [N, 256, 256, 3] in slice order,
-    already normalised as `data.normalization` says (`predict_patients` does that), resized, cut
-    to `data`'s channels and, with `data.context`, stacked with their neighbours as in training."""
+    already normalised as `data.normalization` says (`predict_patients` does that), cut to `box`
+    [top, left, side] (None: the whole slice; see `brainmri_tfds.cropping`), resized, cut to
+    `data`'s channels and, with `data.context`, stacked with their neighbours as in training."""
     import tensorflow as tf
 
+    from brainmri_tfds.cropping import crop_to_box, paste_from_box
     from brainmri_tfds.pipeline import neighbour_positions, prepare_image, stack_neighbours
 
-    slices = prepare_image(images, data.image_size, data.channels)
+    box = np.array([0, 0, NATIVE]) if box is None else box
+    slices = prepare_image(crop_to_box(images, box), data.image_size, data.channels)
     positions = neighbour_positions([len(images)], data.context)
     probabilities = []
     for start in range(0, len(images), BATCH):
@@ -139,7 +142,7 @@ def predict_probabilities(model, images: np.ndarray, data, flip_average: bool) -
         if flip_average:
             mirrored = model.predict_on_batch(tf.reverse(batch, axis=[2]))
             probability = (probability + tf.reverse(mirrored, axis=[2]).numpy()) / 2.0
-        probabilities.append(tf.image.resize(probability, (NATIVE, NATIVE), method="bilinear").numpy()[..., 0])
+        probabilities.append(paste_from_box(np.asarray(probability)[..., 0], box, NATIVE))
     return np.concatenate(probabilities)
 
 
@@ -147,8 +150,9 @@ def predict_patients(model, slices: Iterable, data, flip_average: bool,
                      progress: bool = True) -> dict[str, PatientVolume]:
     """Per patient, from (patient, slice index, image uint8 256x256x3, mask uint8 256x256x1 or None)
     items in any order. Each patient's slices are gathered and put in slice order first, so that
-    with `data.normalization` 'patient' the whole volume sets its levels, and with `data.context`
-    each slice's neighbours are known, as in training."""
+    with `data.normalization` 'patient' the whole volume sets its levels, with `data.crop` 'brain'
+    its brain square, and with `data.context` each slice's neighbours are known, as in training."""
+    from brainmri_tfds.cropping import brain_box
     from brainmri_tfds.normalization import apply_levels, patient_levels
 
     volumes: dict[str, PatientVolume] = {}
@@ -166,9 +170,10 @@ def predict_patients(model, slices: Iterable, data, flip_average: bool,
             setattr(volume, name, [getattr(volume, name)[i] for i in order])
         unordered = inputs.pop(patient)
         images = np.stack([unordered[i] for i in order])
+        box = brain_box(images) if data.crop == "brain" else None  # on the raw values, as in training
         if data.normalization == "patient":
             images = apply_levels(images, patient_levels(images)).numpy()
-        probabilities = predict_probabilities(model, images, data, flip_average)
+        probabilities = predict_probabilities(model, images, data, flip_average, box)
         volume.probability_slices = list(probabilities.astype(np.float16))
         total += len(images)
         if progress:
