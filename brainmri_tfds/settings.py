@@ -54,6 +54,13 @@ class DataSettings:
             context=self.context, crop=self.crop,
         )
 
+    def slice_patients(self, split: str) -> list[bytes]:
+        """The patient of each slice of `slices(split, shuffle=False)`, in that order."""
+        from brainmri_tfds.pipeline import load_split
+
+        examples = load_split(split, self.data_dir, self.config)
+        return list(examples.map(lambda example: example["patient_id"]).as_numpy_iterator())
+
     def to_json(self) -> dict:
         """Every field; data_dir as an absolute path (None: TFDS's default), so that a later step
         run from another folder finds the same data."""

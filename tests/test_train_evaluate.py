@@ -47,7 +47,7 @@ def test_one_epoch_writes_model_config_history_and_curves(trained, synthetic_dat
     assert config["hyperparameters"]["ema_momentum"] == 0.9
     assert {"tensorflow", "keras"} <= set(config["versions"])
     assert (trained / "model.keras").stat().st_size > 0
-    assert "val_dice" in (trained / "history.csv").read_text().splitlines()[0]
+    assert {"val_dice", "val_patient_dice"} <= set((trained / "history.csv").read_text().splitlines()[0].split(","))
     assert cv2.imread(str(trained / "training_curves.png")) is not None
     assert not list(trained.glob(".*partial*"))
 

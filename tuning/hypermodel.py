@@ -10,6 +10,7 @@ import keras_tuner
 
 from brainmri_tfds import pipeline
 from tuning.losses import LOSS_NAMES
+from tuning.patient_dice import PatientDice
 from tuning.unet import UPSAMPLING, UNetConfig, build_unet, check_structure, compile_unet, ema_callbacks
 
 DEPTHS = (2, 3, 4, 5)
@@ -59,13 +60,18 @@ class UNetHyperModel(keras_tuner.HyperModel):
         model = build_unet(self.image_size, self.channels, **config.architecture(), precision=self.precision)
         return compile_unet(model, config.learning_rate, config.loss, config.ema_momentum)
 
-    def fit(self, hp, model, x, *args, validation_data=None, **kwargs):
+    def fit(self, hp, model, x, *args, validation_data=None, validation_patients=None, **kwargs):
         """`x` and `validation_data` are unbatched datasets; batching here is how batch size is tuned
-        (Keras ignores `fit(batch_size=...)` for a dataset)."""
+        (Keras ignores `fit(batch_size=...)` for a dataset). With `validation_patients` (the patient
+        of each validation slice, in order), every epoch logs their mean per-patient Dice
+        (`tuning.patient_dice`), the search's objective."""
         config = self.declare(hp)
         x = pipeline.batch(x, config.batch_size, augment=self.augment, seed=self.seed, tumor_share=config.tumor_share,
                            augment_strength=config.augment_strength, slice_channels=self.slice_channels)
+        scoring = []
         if validation_data is not None:
+            if validation_patients is not None:
+                scoring = [PatientDice(validation_data, validation_patients)]
             validation_data = pipeline.batch(validation_data, config.batch_size)
-        kwargs["callbacks"] = ema_callbacks(config.ema_momentum) + list(kwargs.get("callbacks") or [])
+        kwargs["callbacks"] = ema_callbacks(config.ema_momentum) + scoring + list(kwargs.get("callbacks") or [])
         return model.fit(x, *args, validation_data=validation_data, **kwargs)

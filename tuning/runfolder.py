@@ -147,11 +147,13 @@ class RunConfig:
     # the outcome, once training has ended
     best_epoch: int | None = None
     best_val_loss: float | None = None
-    best_val_dice: float | None = None
+    best_val_dice: float | None = None  # every validation pixel pooled
+    best_val_patient_dice: float | None = None  # the validation patients' mean Dice (`tuning.patient_dice`)
     members: list | None = None  # of an ensemble: each member's folder, seed and outcome
 
     # Two runs with the same settings may differ in these and still train the same model.
-    UNCOMPARED = ("command", "versions", "best_epoch", "best_val_loss", "best_val_dice", "members")
+    UNCOMPARED = ("command", "versions", "best_epoch", "best_val_loss", "best_val_dice", "best_val_patient_dice",
+                  "members")
 
     @property
     def finished(self) -> bool:

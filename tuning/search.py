@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         train = data.slices(args.train_split, shuffle=True, seed=args.seed)  # whatever the split's name
         validation = data.slices(args.validation_split, shuffle=False)
+        validation_patients = data.slice_patients(args.validation_split)
     except (DatasetNotBuiltError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -102,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         if not is_distributed_worker():  # a worker's oracle is the chief's, reached over gRPC
             try_defaults_first(tuner)
         try:
-            tuner.search(train, validation_data=validation, epochs=args.max_epochs, callbacks=callbacks, verbose=2)
+            tuner.search(train, validation_data=validation, validation_patients=validation_patients,
+                         epochs=args.max_epochs, callbacks=callbacks, verbose=2)
         except KeyboardInterrupt:
             print(f"\ninterrupted: finished trials are kept in {project}; rerun the same command to resume",
                   file=sys.stderr)

@@ -23,6 +23,7 @@ import keras
 
 from brainmri_tfds import pipeline
 from tuning import runfolder
+from tuning.patient_dice import METRIC, PatientDice
 from tuning.runfolder import RunConfig
 from tuning.unet import build_unet, compile_unet, ema_callbacks, fold_batch_norm
 
@@ -50,15 +51,19 @@ class KeepBestModel(keras.callbacks.Callback):
         with runfolder.atomic_path(self.path) as partial:
             self.model.save(partial)
         runfolder.write_json(self.record, {"epoch": epoch + 1, "score": self.best, "monitor": MONITOR,
-                                           "val_dice": float(logs.get("val_dice", float("nan")))})
+                                           "val_dice": float(logs.get("val_dice", float("nan"))),
+                                           METRIC: float(logs.get(METRIC, float("nan")))})
 
 
-def training_callbacks(out: Path, patience: int, ema_momentum: float = 0.0) -> list[keras.callbacks.Callback]:
-    """Best-model keeping, resume, history, TensorBoard, LR reduction and early stopping; with
+def training_callbacks(out: Path, patience: int, ema_momentum: float = 0.0,
+                       patient_dice: PatientDice | None = None) -> list[keras.callbacks.Callback]:
+    """Best-model keeping, resume, history, TensorBoard, LR reduction and early stopping, after
+    `patient_dice` (which adds the validation patients' mean Dice to the logs) if given; with
     `ema_momentum`, all but the resume state see the weights' moving average."""
     return [
         keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=True),  # the raw weights
         *ema_callbacks(ema_momentum),
+        *([patient_dice] if patient_dice else []),
         KeepBestModel(out / "model.keras"),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard")),
@@ -94,6 +99,11 @@ def validation_batches(run: RunConfig):
                           drop_remainder=run.replicas > 1)
 
 
+def validation_patient_dice(run: RunConfig) -> PatientDice:
+    split = run.splits["validation"]
+    return PatientDice(run.data.slices(split, shuffle=False), run.data.slice_patients(split))
+
+
 def fit(run: RunConfig, folder: Path, train, validation, strategy) -> RunConfig | None:
     """Trains `run`'s model into `folder` (resuming there); the finished RunConfig, or None if interrupted."""
     from tuning.evaluation.figures import training_curves
@@ -111,15 +121,17 @@ def fit(run: RunConfig, folder: Path, train, validation, strategy) -> RunConfig 
           f"{run.replicas} replica(s) x batch {run.config.batch_size} -> {folder}", flush=True)
     try:
         model.fit(train, validation_data=validation, epochs=run.epochs,
-                  callbacks=training_callbacks(folder, run.patience, run.config.ema_momentum), verbose=2)
+                  callbacks=training_callbacks(folder, run.patience, run.config.ema_momentum,
+                                               validation_patient_dice(run)), verbose=2)
     except KeyboardInterrupt:
         return None
     best = runfolder.read_json(folder / "model.best.json", "best-model record")
-    done = dataclasses.replace(run, best_epoch=best["epoch"], best_val_loss=best["score"], best_val_dice=best["val_dice"])
+    done = dataclasses.replace(run, best_epoch=best["epoch"], best_val_loss=best["score"], best_val_dice=best["val_dice"],
+                               best_val_patient_dice=best.get(METRIC))
     done.write(folder)
     training_curves(read_history(folder), folder / "training_curves.png")
-    print(f"best validation loss {best['score']:.4f} (Dice {best['val_dice']:.4f}) at epoch {best['epoch']}; "
-          f"saved {folder / 'model.keras'}")
+    print(f"best validation loss {best['score']:.4f} (Dice {best['val_dice']:.4f} pooled, "
+          f"{best.get(METRIC, float('nan')):.4f} per patient) at epoch {best['epoch']}; saved {folder / 'model.keras'}")
     return done
 
 
@@ -148,7 +160,8 @@ def train_run(run: RunConfig, out: Path, members: int, strategy) -> RunConfig | 
         return done[0]
     save_ensemble(folders, out / "model.keras")
     outcome = [{"folder": f.name, "seed": d.seed, "best_epoch": d.best_epoch, "best_val_loss": d.best_val_loss,
-                "best_val_dice": d.best_val_dice} for f, d in zip(folders, done)]
+                "best_val_dice": d.best_val_dice, "best_val_patient_dice": d.best_val_patient_dice}
+               for f, d in zip(folders, done)]
     ensemble = dataclasses.replace(run, members=outcome)
     ensemble.write(out)
     print(f"saved the ensemble of {members} models (probabilities averaged) as {out / 'model.keras'}")

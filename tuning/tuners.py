@@ -5,19 +5,21 @@ from __future__ import annotations
 import os
 
 from brainmri_tfds.settings import DataSettings
+from tuning.patient_dice import METRIC
 from tuning.runfolder import BestHparams
 from tuning.unet import UNetConfig
 
-OBJECTIVE_NAME = "val_dice"
+OBJECTIVE_NAME = METRIC  # mean per-patient Dice on the validation patients, as the product is scored
 
 
 def make_tuner(name: str, hypermodel, max_trials: int, max_epochs: int, seed: int, directory: str,
                project_name: str, overwrite: bool, hyperparameters=None):
-    """The Keras Tuner of that name, maximising validation Dice; `hyperparameters` holds values
-    fixed in advance (the rest are searched)."""
+    """The Keras Tuner of that name, maximising the validation patients' mean Dice (the search
+    passes `validation_patients` to `UNetHyperModel.fit`); `hyperparameters` holds values fixed
+    in advance (the rest are searched)."""
     import keras_tuner
 
-    # A bare "val_dice" string would be minimised (Keras has a `dice` loss): say max explicitly.
+    # Say max explicitly: Keras Tuner guesses the direction from the name only for metrics it knows.
     common = dict(
         objective=keras_tuner.Objective(OBJECTIVE_NAME, direction="max"), seed=seed, directory=directory,
         project_name=project_name, overwrite=overwrite, max_consecutive_failed_trials=2,
@@ -38,7 +40,7 @@ def is_distributed_worker() -> bool:
 
 
 def best_trials_table(tuner, limit: int = 5) -> str:
-    """The best finished trials, one row each: id, validation Dice, hyperparameters."""
+    """The best finished trials, one row each: id, validation patients' mean Dice, hyperparameters."""
     trials = tuner.oracle.get_best_trials(limit)
     if not trials:
         return "no finished trials"

@@ -12,13 +12,13 @@ import numpy as np  # noqa: E402
 
 
 def training_curves(history: dict[str, list[float]], path: str | os.PathLike) -> None:
-    """Loss and Dice per epoch, train vs validation."""
+    """Loss and Dice per epoch, train vs validation (and the validation patients' mean Dice)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key in zip(axes, ("loss", "dice")):
         epochs = np.arange(1, len(history.get(key, [])) + 1)
-        for prefix, label in (("", "train"), ("val_", "validation")):
-            if prefix + key in history:
-                ax.plot(epochs, history[prefix + key], marker="o", label=label)
+        for column, label in ((key, "train"), ("val_" + key, "validation"), ("val_patient_" + key, "validation, per patient")):
+            if column in history:
+                ax.plot(epochs, history[column], marker="o", label=label)
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.set_title(key)
