@@ -4,9 +4,9 @@
 
 gives batches of `(image float32 [B, S, S, C] in [0, 1], mask float32 [B, S, S, 1] in {0, 1})`:
 decode -> per-patient normalisation (see `brainmri_tfds.normalization`; one extra pass over the split
-reads each patient's intensity histogram) -> [crop to the brain: `brainmri_tfds.cropping`] -> resize (bilinear image, nearest mask) -> cache (uint8)
--> [stack neighbouring slices: `context`] -> shuffle -> [oversample tumor slices] -> batch -> augment
--> prefetch.
+reads each patient's intensity histogram) -> [crop to the brain: `brainmri_tfds.cropping`] -> resize
+(bilinear image, nearest mask) -> cache (uint8) -> [stack neighbouring slices: `context`] -> shuffle
+-> [oversample tumor slices] -> batch -> augment -> prefetch.
 Augmentation runs on whole batches (each slice still gets its own random transform), which is
 several times faster on a CPU than slice by slice.
 """

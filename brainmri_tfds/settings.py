@@ -103,5 +103,6 @@ def add_data_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -
     parser.add_argument(
         "--crop", choices=CROPS, default=base.crop if defaults else None,
         help="brain = cut each patient's slices to the square about the brain before resizing (the mask is put "
-             "back on the 256x256 grid); none = resize the whole slice" + (f" (default {base.crop})" if defaults else ""),
+             "back on the 256x256 grid); none = resize the whole slice"
+             + (f" (default {base.crop})" if defaults else ""),
     )

@@ -117,8 +117,8 @@ def fit(run: RunConfig, folder: Path, train, validation, strategy) -> RunConfig 
             run.config.learning_rate, run.config.loss, run.config.ema_momentum)
     data = run.data
     print(f"training {model.name} ({model.count_params():,} parameters) on {data.dataset} {data.image_size}px/"
-          f"{data.channels}/{data.normalization} normalisation/context {data.context} in {run.precision}, "
-          f"{run.replicas} replica(s) x batch {run.config.batch_size} -> {folder}", flush=True)
+          f"{data.channels}/{data.normalization} normalisation/context {data.context}/crop {data.crop} in "
+          f"{run.precision}, {run.replicas} replica(s) x batch {run.config.batch_size} -> {folder}", flush=True)
     try:
         model.fit(train, validation_data=validation, epochs=run.epochs,
                   callbacks=training_callbacks(folder, run.patience, run.config.ema_momentum,
@@ -126,8 +126,8 @@ def fit(run: RunConfig, folder: Path, train, validation, strategy) -> RunConfig 
     except KeyboardInterrupt:
         return None
     best = runfolder.read_json(folder / "model.best.json", "best-model record")
-    done = dataclasses.replace(run, best_epoch=best["epoch"], best_val_loss=best["score"], best_val_dice=best["val_dice"],
-                               best_val_patient_dice=best.get(METRIC))
+    done = dataclasses.replace(run, best_epoch=best["epoch"], best_val_loss=best["score"],
+                               best_val_dice=best["val_dice"], best_val_patient_dice=best.get(METRIC))
     done.write(folder)
     training_curves(read_history(folder), folder / "training_curves.png")
     print(f"best validation loss {best['score']:.4f} (Dice {best['val_dice']:.4f} pooled, "

@@ -16,7 +16,8 @@ def training_curves(history: dict[str, list[float]], path: str | os.PathLike) ->
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key in zip(axes, ("loss", "dice")):
         epochs = np.arange(1, len(history.get(key, [])) + 1)
-        for column, label in ((key, "train"), ("val_" + key, "validation"), ("val_patient_" + key, "validation, per patient")):
+        columns = ((key, "train"), ("val_" + key, "validation"), ("val_patient_" + key, "validation, per patient"))
+        for column, label in columns:
             if column in history:
                 ax.plot(epochs, history[column], marker="o", label=label)
         ax.set_xlabel("epoch")
