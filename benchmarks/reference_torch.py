@@ -8,7 +8,7 @@ from its description: per level two 3x3 convolutions (no bias) each followed by 
 ReLU, 2x2 max pooling, a bottleneck block, 2x2 stride-2 transposed convolutions up, skip
 concatenation, a 1x1 convolution and a sigmoid. Trained with Adam on BCE + Dice, as speed.py
 trains the Keras model, on one in-memory batch; steady state after warm-up. Prints JSON with the
-keys speed.py uses, so the two compare line by line.
+keys speed.py uses (GFLOP/s against this CPU's float32 peak too), so the two compare line by line.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def build_reference(torch, depth: int, base_filters: int, channels: int):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from unet_flops import efficiency  # beside this script
+
     try:
         import torch
     except ImportError:
@@ -108,15 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     with torch.inference_mode():
         predict = images_per_s(lambda: model(images))
-    print(json.dumps({
+    result = {
         "depth": args.depth, "base_filters": args.base_filters, "image_size": args.image_size,
         "channels": args.channels, "batch_size": args.batch_size, "steps": args.steps,
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_images_per_s": round(train, 2), "predict_images_per_s": round(predict, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "machine": f"{os.uname().machine}, {os.cpu_count()} CPUs, PyTorch {torch.__version__}, "
-                   f"{torch.get_num_threads()} threads",
-    }))
+    }
+    result.update(efficiency(result))
+    result["machine"] = (f"{os.uname().machine}, {os.cpu_count()} CPUs, PyTorch {torch.__version__}, "
+                         f"{torch.get_num_threads()} threads")
+    print(json.dumps(result))
     return 0
 
 

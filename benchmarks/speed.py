@@ -13,7 +13,9 @@ batch size over the median step time.
   shuffled, augmented, prefetched) of the built synthetic config (built into --data-dir if absent);
 - predict_images_per_s: `predict_on_batch` of the model with batch norm folded into the
   convolutions, as evaluate.py predicts;
-- peak_rss_mb: the process's peak resident memory.
+- peak_rss_mb: the process's peak resident memory;
+- *_gflop_per_s and *_pct_of_peak: the arithmetic those speeds achieve, against this CPU's
+  float32 peak (`benchmarks/unet_flops.py`: how they are counted).
 
 Prints one JSON object, with the CPU (model, bfloat16 or not) and whether TensorFlow runs oneDNN's
 kernels (`brainmri_tfds.runtime`). `benchmarks/reference_torch.py` measures the same architecture
@@ -83,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from tuning.unet import UNetConfig, build_unet, compile_unet, fold_batch_norm
     from tuning.precision import cpu_description, resolve_precision
+    from tuning.unet import UNetConfig, build_unet, compile_unet, fold_batch_norm
+    from unet_flops import efficiency  # beside this script
 
     config = UNetConfig(depth=args.depth, base_filters=args.base_filters, dropout=0.0, batch_norm=True,
                         upsampling="transpose", batch_size=args.batch_size)
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = _median_predict_seconds(fold_batch_norm(model), images, args.steps, args.warmup)  # as evaluate.py
     result["predict_images_per_s"] = round(args.batch_size / seconds, 2)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result.update(efficiency(result))
     result["machine"] = f"{platform.machine()}, {cpu_description()}, TensorFlow {tf.__version__}"
     result["onednn"] = brainmri_tfds.runtime.onednn_enabled()
     print(json.dumps(result))

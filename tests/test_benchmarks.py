@@ -36,9 +36,33 @@ def test_speed_benchmark_prints_every_figure(synthetic_data_dir):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    for key in ("train_images_per_s", "train_images_per_s_pipeline", "predict_images_per_s", "peak_rss_mb"):
+    for key in ("train_images_per_s", "train_images_per_s_pipeline", "predict_images_per_s", "peak_rss_mb",
+                "train_gflop_per_s", "predict_gflop_per_s", "fp32_peak_gflop_per_s"):
         assert figures[key] > 0
     assert figures["precision"] in ("float32", "mixed_bfloat16")
+
+
+def test_flops_are_counted_from_the_architecture_and_the_peak_from_the_cpu():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from unet_flops import forward_flops, fp32_peak_gflops
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    # depth 1, 1 filter, 4x4, 1 channel: encoder 3x3 1->1, 1->1 at 4x4; bottleneck 1->2, 2->2 at 2x2;
+    # up 2->1 (one tap per output pixel) at 4x4; decoder 2->1, 1->1 at 4x4; head 1->1
+    expected = 2 * (16 * 9 * 2 + 4 * 9 * (2 + 4) + 16 * 2 + 16 * 9 * (2 + 1) + 16)
+    assert forward_flops(1, 1, 4, 1) == expected
+    assert forward_flops(4, 32, 256, 3) > 15 * forward_flops(4, 16, 128, 1)  # 4x the pixels, about 4x the width^2
+    avx2 = "flags\t: sse avx2 fma\ncpu MHz\t: 2500.0\n"
+    assert fp32_peak_gflops(avx2, cores=2)[0] == 2 * 32 * 2.5
+    assert fp32_peak_gflops(avx2.replace("avx2", "avx2 avx512f"), cores=2)[0] == 2 * 64 * 2.5
+
+
+def test_brain_boxes_gives_the_side_of_each_patients_square(synthetic_data_dir, capsys):
+    main = _script_main("benchmarks/analyses/brain_boxes.py")
+    assert main(["--data-dir", synthetic_data_dir, "--config", "synthetic"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("20 patients: side of the brain square") and "smallest: " in out
 
 
 def test_resolution_ceiling_is_perfect_at_native_size_and_lower_below(synthetic_data_dir, capsys):

@@ -1,0 +1,68 @@
+"""How much arithmetic a U-Net step is, and how close a measured speed comes to this CPU's float32 peak.
+
+    from unet_flops import efficiency          # beside speed.py and reference_torch.py
+    result.update(efficiency(result))           # a result with depth, base_filters, ..., images/s
+
+Both benchmarks build the same architecture (per level two 3x3 convolutions, 2x2 transposed
+convolutions up, a 1x1 head), so one count serves both. FLOPs are 2 per multiply-add of the
+convolutions; batch norm, ReLU, pooling and the loss add under 2% and are left out. A training
+step is counted as 3 forward passes (forward, and the gradients with respect to inputs and
+weights). The peak is cores x FLOP per cycle x clock: 32 FLOP per cycle per core with AVX2 and
+FMA (two 256-bit FMA units, as Zen 2/3 and Intel client cores have), 64 with AVX-512 (two 512-bit
+units; chips with one reach half), 16 otherwise; the clock is /proc/cpuinfo's `cpu MHz` (the base
+clock a VM reports: a core boosting above it makes the percentage an overestimate).
+Pure Python: reference_torch.py imports it without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+
+TRAIN_PASSES = 3  # forward + backward (input gradients) + weight gradients
+
+
+def forward_flops(depth: int, base_filters: int, image_size: int, channels: int) -> float:
+    """FLOPs of one image's forward pass through the convolutions."""
+    widths = [base_filters * 2**level for level in range(depth + 1)]
+    total, inputs = 0.0, channels
+    for level, width in enumerate(widths):  # encoder levels, then the bottleneck
+        pixels = (image_size // 2**level) ** 2
+        total += 2 * pixels * 9 * (inputs * width + width * width)
+        inputs = width
+    for level in reversed(range(depth)):  # up-sampling and the decoder block at each level
+        pixels = (image_size // 2**level) ** 2
+        width = widths[level]
+        total += 2 * pixels * widths[level + 1] * width  # 2x2 stride-2 transposed: each output pixel one tap
+        total += 2 * pixels * 9 * (2 * width * width + width * width)
+    return total + 2 * image_size**2 * widths[0]  # the 1x1 head
+
+
+def fp32_peak_gflops(cpuinfo: str | None = None, cores: int | None = None) -> tuple[float, str]:
+    """(this CPU's float32 peak in GFLOP/s, how it was worked out)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            cpuinfo = ""
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
+    mhz = float(fields.get("cpu MHz", "nan"))
+    cores = cores or len(os.sched_getaffinity(0))
+    return cores * per_cycle * mhz / 1000.0, f"{cores} cores x {per_cycle} FLOP/cycle x {mhz / 1000:.2f} GHz"
+
+
+def efficiency(result: dict) -> dict:
+    """GFLOP/s achieved by a benchmark result's training and prediction, and their share of the peak."""
+    per_image = forward_flops(result["depth"], result["base_filters"], result["image_size"], result["channels"])
+    peak, how = fp32_peak_gflops()
+    train = TRAIN_PASSES * per_image * result["train_images_per_s"] / 1e9
+    predict = per_image * result["predict_images_per_s"] / 1e9
+    return {
+        "forward_gflop_per_image": round(per_image / 1e9, 3),
+        "train_gflop_per_s": round(train, 1), "predict_gflop_per_s": round(predict, 1),
+        "fp32_peak_gflop_per_s": round(peak, 1), "fp32_peak": how,
+        "train_pct_of_peak": round(100 * train / peak, 1), "predict_pct_of_peak": round(100 * predict / peak, 1),
+    }
