@@ -14,8 +14,9 @@ batch size over the median step time.
 - predict_images_per_s: `predict_on_batch` of the model with batch norm folded into the
   convolutions, as evaluate.py predicts;
 - peak_rss_mb: the process's peak resident memory;
-- *_gflop_per_s and *_pct_of_peak: the arithmetic those speeds achieve, against this CPU's
-  float32 peak (`benchmarks/unet_flops.py`: how they are counted).
+- *_gflop_per_s and *_pct_of_matmul: the arithmetic those speeds achieve, against a float32 matrix
+  product timed in the same process; fp32_peak_gflop_per_s: the nominal peak at the reported
+  clock (`benchmarks/unet_flops.py`: how they are counted).
 
 Prints one JSON object, with the CPU (model, bfloat16 or not) and whether TensorFlow runs oneDNN's
 kernels (`brainmri_tfds.runtime`). `benchmarks/reference_torch.py` measures the same architecture
@@ -82,6 +83,7 @@ def _median_predict_seconds(model, images, steps: int, warmup: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     result.update(efficiency(result))
     result["machine"] = f"{platform.machine()}, {cpu_description()}, TensorFlow {tf.__version__}"
     result["onednn"] = brainmri_tfds.runtime.onednn_enabled()
+    result["keras_backend"] = keras.backend.backend()
     print(json.dumps(result))
     return 0
 

@@ -1,4 +1,4 @@
-"""How much arithmetic a U-Net step is, and how close a measured speed comes to this CPU's float32 peak.
+"""How much arithmetic a U-Net step is, and how close a measured speed comes to what this CPU can do in float32.
 
     from unet_flops import efficiency          # beside speed.py and reference_torch.py
     result.update(efficiency(result))           # a result with depth, base_filters, ..., images/s
@@ -7,11 +7,14 @@ Both benchmarks build the same architecture (per level two 3x3 convolutions, 2x2
 convolutions up, a 1x1 head), so one count serves both. FLOPs are 2 per multiply-add of the
 convolutions; batch norm, ReLU, pooling and the loss add under 2% and are left out. A training
 step is counted as 3 forward passes (forward, and the gradients with respect to inputs and
-weights). The peak is cores x FLOP per cycle x clock: 32 FLOP per cycle per core with AVX2 and
-FMA (two 256-bit FMA units, as Zen 2/3 and Intel client cores have), 64 with AVX-512 (two 512-bit
-units; chips with one reach half), 16 otherwise; the clock is /proc/cpuinfo's `cpu MHz` (the base
-clock a VM reports: a core boosting above it makes the percentage an overestimate).
-Pure Python: reference_torch.py imports it without TensorFlow.
+weights). Two yardsticks:
+- the nominal peak, cores x FLOP per cycle x clock: 32 FLOP per cycle per core with AVX2 and FMA
+  (two 256-bit FMA units, as Zen 2/3 and Intel client cores have), 64 with AVX-512 (two 512-bit
+  units; chips with one reach half), 16 otherwise, at /proc/cpuinfo's `cpu MHz`. A VM reports
+  the base clock there, and a core boosting above it beats this "peak";
+- a float32 matrix product (4096 x 4096, numpy's BLAS on every core), timed in the same process:
+  what this CPU does at its real clock, and the percentages are of it.
+numpy only: reference_torch.py imports it without TensorFlow.
 """
 
 from __future__ import annotations
@@ -54,15 +57,35 @@ def fp32_peak_gflops(cpuinfo: str | None = None, cores: int | None = None) -> tu
     return cores * per_cycle * mhz / 1000.0, f"{cores} cores x {per_cycle} FLOP/cycle x {mhz / 1000:.2f} GHz"
 
 
+def matmul_gflops(size: int = 4096, repeats: int = 3) -> float:
+    """GFLOP/s of the fastest of `repeats` float32 products of two size x size matrices (numpy's BLAS)."""
+    import time
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((size, size), np.float32) for _ in range(2))
+    a @ b  # warm-up
+    fastest = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        fastest = min(fastest, time.perf_counter() - start)
+    return 2 * size**3 / fastest / 1e9
+
+
 def efficiency(result: dict) -> dict:
-    """GFLOP/s achieved by a benchmark result's training and prediction, and their share of the peak."""
+    """GFLOP/s achieved by a benchmark result's training and prediction, the CPU's nominal peak and
+    its measured float32 matrix-product speed, and the achieved share of the latter."""
     per_image = forward_flops(result["depth"], result["base_filters"], result["image_size"], result["channels"])
     peak, how = fp32_peak_gflops()
+    matmul = matmul_gflops()
     train = TRAIN_PASSES * per_image * result["train_images_per_s"] / 1e9
     predict = per_image * result["predict_images_per_s"] / 1e9
     return {
         "forward_gflop_per_image": round(per_image / 1e9, 3),
         "train_gflop_per_s": round(train, 1), "predict_gflop_per_s": round(predict, 1),
-        "fp32_peak_gflop_per_s": round(peak, 1), "fp32_peak": how,
-        "train_pct_of_peak": round(100 * train / peak, 1), "predict_pct_of_peak": round(100 * predict / peak, 1),
+        "fp32_peak_gflop_per_s": round(peak, 1), "fp32_peak": how, "matmul_gflop_per_s": round(matmul, 1),
+        "train_pct_of_matmul": round(100 * train / matmul, 1),
+        "predict_pct_of_matmul": round(100 * predict / matmul, 1),
     }

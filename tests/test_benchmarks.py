@@ -37,7 +37,7 @@ def test_speed_benchmark_prints_every_figure(synthetic_data_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     for key in ("train_images_per_s", "train_images_per_s_pipeline", "predict_images_per_s", "peak_rss_mb",
-                "train_gflop_per_s", "predict_gflop_per_s", "fp32_peak_gflop_per_s"):
+                "train_gflop_per_s", "predict_gflop_per_s", "fp32_peak_gflop_per_s", "matmul_gflop_per_s"):
         assert figures[key] > 0
     assert figures["precision"] in ("float32", "mixed_bfloat16")
 
