@@ -163,6 +163,20 @@ def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, fold
     low, high = single["per_patient_dice"]["mean_ci95"]
     assert low <= single["per_patient_dice"]["mean"] <= high
 
+    from tuning.crossval.__main__ import main as crossval
+
+    assert crossval(["settings", str(run)]) == 0  # every inference setting on the round's test patients
+    scores = json.loads((run / "round0" / "settings.json").read_text())
+    record = json.loads((run / "round0" / "round.json").read_text())
+    assert scores["threshold 0.5, keep 0.0, no flip"] == pytest.approx(record["eval-plain"], abs=1e-3)
+    chosen = record["inference"]
+    label = (f"threshold {chosen['threshold']}, keep {chosen['keep_fraction']}, "
+             f"{'flip' if chosen['flip_average'] else 'no flip'}")
+    assert scores[label] == pytest.approx(record["eval"], abs=1e-3)
+    stamp = (run / "round0" / "settings.json").stat().st_mtime_ns
+    assert crossval(["settings", str(run)]) == 0 and (run / "round0" / "settings.json").stat().st_mtime_ns == stamp
+    assert crossval(["settings", str(tmp_path / "nothing")]) == 2
+
     benchmark("--out", str(tmp_path / "pair"), "--train-folds", "2", "--ensemble", str(run), str(run),
               "--evaluate-args=--threshold 0.35")
     pair = json.loads((tmp_path / "pair" / "round0" / "round.json").read_text())

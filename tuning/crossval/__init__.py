@@ -1,2 +1,3 @@
 """Patient cross-validation, the protocol behind every accuracy figure: run the rounds, compare two
-runs patient by patient, list a run's worst patients (`python -m tuning.crossval --help`)."""
+runs patient by patient, list a run's worst patients, score every inference setting on a run's test
+patients (`python -m tuning.crossval --help`)."""

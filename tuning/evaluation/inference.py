@@ -219,11 +219,23 @@ def read_slices(data, split: str | None = None, folder: str | None = None) -> It
         yield example["patient_id"].decode(), int(example["slice_index"]), example["image"], example["mask"]
 
 
-def mean_patient_dice(truths: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> float:
-    """Mean over patients of the Dice of all their slices pooled (tuning.evaluation.scoring's rules)."""
+def patient_dice(truths: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each patient's Dice of all their slices pooled (tuning.evaluation.scoring's rules)."""
     from tuning.evaluation.scoring import confusion, dice
 
-    return float(np.mean([dice(*confusion(truths[p], masks[p])[:3]) for p in truths]))
+    return {p: float(dice(*confusion(truths[p], masks[p])[:3])) for p in truths}
+
+
+def mean_patient_dice(truths: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> float:
+    """Mean over patients of `patient_dice`."""
+    return float(np.mean(list(patient_dice(truths, masks).values())))
+
+
+def candidate_settings(flips=(False, True), thresholds=THRESHOLDS,
+                       keep_fractions=KEEP_FRACTIONS) -> list[InferenceSettings]:
+    """The settings `choose_settings` tries, simplest first (no flip, threshold 0.5, keep everything)."""
+    return [InferenceSettings(threshold, keep, flip) for flip in sorted(flips)
+            for threshold, keep in itertools.product(thresholds, keep_fractions)]
 
 
 def choose_settings(truths: dict[str, np.ndarray], probabilities: dict[bool, dict[str, np.ndarray]],
@@ -235,21 +247,25 @@ def choose_settings(truths: dict[str, np.ndarray], probabilities: dict[bool, dic
     later one must score strictly higher to win, so noise alone does not move the defaults."""
     table = []
     best, best_score = None, -1.0
-    for flip in sorted(probabilities):  # False first
-        for threshold, keep in itertools.product(thresholds, keep_fractions):
-            settings = InferenceSettings(threshold, keep, flip)
-            score = mean_patient_dice(truths, {p: settings.mask(probabilities[flip][p]) for p in truths})
-            table.append({**settings.to_json(), "mean_patient_dice": score})
-            if score > best_score:
-                best, best_score = settings, score
+    for settings in candidate_settings(tuple(probabilities), thresholds, keep_fractions):
+        flip = probabilities[settings.flip_average]
+        score = mean_patient_dice(truths, {p: settings.mask(flip[p]) for p in truths})
+        table.append({**settings.to_json(), "mean_patient_dice": score})
+        if score > best_score:
+            best, best_score = settings, score
     return best, table
 
 
-def calibrate(model, data, split: str) -> tuple[InferenceSettings, list[dict]]:
-    """`choose_settings` on the patients of `split` (the validation split), predicted both ways."""
+def predict_both_ways(model, data, split: str) -> tuple[dict[str, np.ndarray], dict[bool, dict[str, np.ndarray]]]:
+    """(true masks, probabilities without and with flip averaging) of each patient of `split`."""
     probabilities, truths = {}, {}
     for flip in (False, True):
         volumes = predict_patients(model, read_slices(data, split), data, flip, progress=False)
         probabilities[flip] = {p: v.probability for p, v in volumes.items()}
         truths = {p: v.truth_volume for p, v in volumes.items()}
-    return choose_settings(truths, probabilities)
+    return truths, probabilities
+
+
+def calibrate(model, data, split: str) -> tuple[InferenceSettings, list[dict]]:
+    """`choose_settings` on the patients of `split` (the validation split), predicted both ways."""
+    return choose_settings(*predict_both_ways(model, data, split))

@@ -1,0 +1,104 @@
+"""`python -m tuning.crossval settings`: how every inference setting would have scored a
+cross-validation run's test patients, against the settings chosen on validation.
+
+    python -m tuning.crossval settings runs/cv
+
+For each scored round of a `tuning.crossval run` output, predicts its test patients with its model,
+with and without flip averaging, and scores every candidate setting train.py chooses among
+(threshold x 3D clean-up x flip averaging, `tuning.evaluation.inference.candidate_settings`) per
+patient; the scores are kept in round<k>/settings.json, so a rerun only reads them. Prints each
+setting's mean (95% interval) and median per-patient Dice over all the run's patients, best first,
+with the settings chosen on each round's validation patients for comparison, and the paired
+difference of the best fixed setting against them. The last line is the same as JSON.
+Choosing a setting by this table is choosing on test patients: use it to pick the rule, not to
+report a score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tuning.evaluation.scoring import mean_interval
+from tuning.runfolder import read_json, write_json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run folder (tuning.crossval run --out)")
+
+
+def label(settings: dict) -> str:
+    return (f"threshold {settings['threshold']}, keep {settings['keep_fraction']}, "
+            f"{'flip' if settings['flip_average'] else 'no flip'}")
+
+
+def round_scores(folder: Path) -> dict[str, dict[str, float]]:
+    """{setting label: {patient: Dice}} of one round's test patients (computed once, then read)."""
+    path = folder / "settings.json"
+    if path.is_file():
+        return read_json(path, "settings scores")
+    from tuning.evaluation.inference import candidate_settings, load_trained, patient_dice, predict_both_ways
+
+    record = read_json(folder / "round.json", "round record")
+    model, run = load_trained(record["models"][0])
+    if len(record["models"]) > 1:
+        raise ValueError(f"{folder}: an ensemble round; score its members' runs instead")
+    truths, probabilities = predict_both_ways(model, run.data, record["test"])
+    scores = {}
+    for settings in candidate_settings():
+        flip = probabilities[settings.flip_average]
+        scores[label(settings.to_json())] = patient_dice(truths, {p: settings.mask(flip[p]) for p in truths})
+    write_json(path, scores)
+    return scores
+
+
+def compare_settings(run: Path) -> dict:
+    """Every setting's scores over all rounds of `run`, and the chosen settings' (round.json's "eval")."""
+    folders = sorted(f.parent for f in run.glob("round*/round.json"))
+    if not folders:
+        raise ValueError(f"{run}: no round*/round.json (not a `tuning.crossval run` output, or no round finished)")
+    table: dict[str, dict[str, float]] = {}
+    chosen: dict[str, float] = {}
+    for folder in folders:
+        print(f"{folder.name}: scoring every setting on its test patients", flush=True)
+        for name, scores in round_scores(folder).items():
+            table.setdefault(name, {}).update(scores)
+        chosen.update(read_json(folder / "round.json", "round record")["eval"])
+    rows = []
+    for name, scores in table.items():
+        values = np.array([scores[p] for p in sorted(chosen)])
+        rows.append({"settings": name, "mean": round(float(values.mean()), 4),
+                     "mean_ci95": [round(v, 4) for v in mean_interval(values)],
+                     "median": round(float(np.median(values)), 4)})
+    rows.sort(key=lambda row: -row["mean"])
+    chosen_values = np.array([chosen[p] for p in sorted(chosen)])
+    best = np.array([table[rows[0]["settings"]][p] for p in sorted(chosen)])
+    return {
+        "patients": len(chosen), "rounds": len(folders), "settings": rows,
+        "chosen_on_validation": {"mean": round(float(chosen_values.mean()), 4),
+                                 "median": round(float(np.median(chosen_values)), 4)},
+        "best_minus_chosen": {"mean": round(float((best - chosen_values).mean()), 4),
+                              "ci95": [round(v, 4) for v in mean_interval(best - chosen_values)]},
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        result = compare_settings(Path(args.run))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"\n{result['patients']} patients, {result['rounds']} round(s); per-patient Dice by inference setting")
+    for row in result["settings"]:
+        low, high = row["mean_ci95"]
+        print(f"  {row['settings']:<38} mean {row['mean']:.4f} ({low:.4f}-{high:.4f})  median {row['median']:.4f}")
+    chosen, gain = result["chosen_on_validation"], result["best_minus_chosen"]
+    print(f"  {'chosen on each round validation':<38} mean {chosen['mean']:.4f}  median {chosen['median']:.4f}")
+    print(f"best fixed setting minus chosen: {gain['mean']:+.4f} ({gain['ci95'][0]:+.4f} to {gain['ci95'][1]:+.4f}), "
+          "paired over patients (picked on these test patients: optimistic)")
+    print(json.dumps(result))
+    return 0
