@@ -86,7 +86,7 @@ def test_killed_search_resumes_keeping_finished_trials(search_args, tmp_path):
     rerun = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     trials = [json.loads(p.read_text()) for p in sorted(project.glob("trial_*/trial.json"))]
-    assert len(trials) == 3 and all(t["status"] == "COMPLETED" for t in trials)
+    assert [t["status"] for t in trials] == ["COMPLETED"] * 3, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert finished.stat().st_mtime_ns == stamp and trials[0]["score"] == score  # not redone
     best = json.loads((project / "best_hparams.json").read_text())
     assert best["score"] == max(t["score"] for t in trials)

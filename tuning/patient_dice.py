@@ -33,6 +33,7 @@ class PatientDice(keras.callbacks.Callback):
         _, self.patient_of = np.unique(np.asarray(patients), return_inverse=True)
         self.truth = truth.reshape(len(truth), -1)
         self.true_area = self.per_patient(self.truth.sum(axis=1))
+        self.forward = None
 
     def per_patient(self, per_slice: np.ndarray) -> np.ndarray:
         return np.bincount(self.patient_of, weights=per_slice)
@@ -45,5 +46,11 @@ class PatientDice(keras.callbacks.Callback):
         return float(np.mean(np.where(total > 0, 2.0 * overlap / np.maximum(total, 1.0), 1.0)))
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs[METRIC] = self.score(np.asarray(self.model.predict(self.images, verbose=0), np.float32))
+        if logs is None:
+            return
+        import tensorflow as tf
+
+        if self.forward is None:  # one traced function; called outside any distribution strategy's replicas
+            self.forward = tf.function(lambda images: self.model(images, training=False), reduce_retracing=True)
+        probabilities = np.concatenate([np.asarray(self.forward(batch), np.float32) for batch in self.images])
+        logs[METRIC] = self.score(probabilities)
