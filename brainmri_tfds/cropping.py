@@ -72,19 +72,6 @@ def split_boxes(examples) -> dict[bytes, np.ndarray]:
     return {patient: box_from_profiles(rows_of[patient], cols_of[patient]) for patient in rows_of}
 
 
-def box_lookup(boxes_by_patient: dict[bytes, np.ndarray]):
-    """A function patient_id (tf.string) -> [top, left, side] (int32) for tf.data maps."""
-    import tensorflow as tf
-
-    patients = sorted(boxes_by_patient)
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(patients, tf.string), tf.range(len(patients), dtype=tf.int64)),
-        default_value=-1,
-    )
-    boxes = tf.constant(np.stack([boxes_by_patient[p] for p in patients]).astype(np.int32))
-    return lambda patient_id: tf.gather(boxes, table.lookup(patient_id))
-
-
 def crop_to_box(image, box):
     """image(s) [..., H, W, C] cut to the square `box` [top, left, side] (tf)."""
     import tensorflow as tf

@@ -68,16 +68,3 @@ def split_levels(examples) -> dict[bytes, np.ndarray]:
     for patient, counts in examples.map(histogram, num_parallel_calls=tf.data.AUTOTUNE).as_numpy_iterator():
         totals[patient] = totals.get(patient, 0) + counts
     return {patient: levels_from_histogram(counts) for patient, counts in totals.items()}
-
-
-def level_lookup(levels_by_patient: dict[bytes, np.ndarray]):
-    """A function patient_id (tf.string) -> [C] levels for tf.data maps."""
-    import tensorflow as tf
-
-    patients = sorted(levels_by_patient)
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(patients, tf.string), tf.range(len(patients), dtype=tf.int64)),
-        default_value=-1,
-    )
-    levels = tf.constant(np.stack([levels_by_patient[p] for p in patients]))
-    return lambda patient_id: tf.gather(levels, table.lookup(patient_id))

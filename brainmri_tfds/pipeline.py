@@ -18,8 +18,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from brainmri_tfds.augmentation import augmenter
-from brainmri_tfds.cropping import CROPS, box_lookup, crop_to_box, split_boxes
-from brainmri_tfds.normalization import NORMALIZATIONS, apply_levels, level_lookup, split_levels
+from brainmri_tfds.cropping import CROPS, crop_to_box, split_boxes
+from brainmri_tfds.normalization import NORMALIZATIONS, apply_levels, split_levels
 
 CHANNEL_MODES = {"all": 3, "flair": 1, "gray": 1}  # mode -> number of model input channels
 DEFAULT_IMAGE_SIZE = 128
@@ -82,6 +82,18 @@ def load_split(split: str, data_dir: str | None = None, config: str = "kaggle_3m
     except ValueError:
         raise ValueError(f"lgg_mri/{config} has no split {split!r}; it has {sorted(builder.info.splits)}") from None
     return builder.as_dataset(split=split, shuffle_files=False)
+
+
+def patient_lookup(values_by_patient: dict[bytes, np.ndarray]):
+    """A function patient_id (tf.string) -> that patient's array, for tf.data maps (the per-patient
+    levels of `brainmri_tfds.normalization`, the brain squares of `brainmri_tfds.cropping`)."""
+    patients = sorted(values_by_patient)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(patients, tf.string), tf.range(len(patients), dtype=tf.int64)),
+        default_value=-1,
+    )
+    values = tf.constant(np.stack([values_by_patient[p] for p in patients]))
+    return lambda patient_id: tf.gather(values, table.lookup(patient_id))
 
 
 def prepare_image(image: tf.Tensor, image_size: int, channels: str) -> tf.Tensor:
@@ -173,9 +185,9 @@ def make_dataset(
     # 3,929 slices at 256x256x3); values become float32 after it. Rounding the resized image to
     # uint8 moves no pixel by more than 0.5/255, and nothing at the native 256x256.
     examples = load_split(split, data_dir, config)
-    box_of = box_lookup(split_boxes(examples)) if crop == "brain" else None  # on the raw values
+    box_of = patient_lookup(split_boxes(examples)) if crop == "brain" else None  # on the raw values
     if normalization == "patient":
-        levels_of = level_lookup(split_levels(examples))
+        levels_of = patient_lookup(split_levels(examples))
         examples = examples.map(lambda ex: {**ex, "image": apply_levels(ex["image"], levels_of(ex["patient_id"]))},
                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if box_of is not None:
