@@ -60,13 +60,15 @@ def zip_folder():
 @pytest.fixture
 def search_args(synthetic_data_dir, tmp_path):
     """`search_args(max_trials, max_epochs)` -> arguments of a tiny random search on the synthetic
-    data, in tmp_path/p (32 px, FLAIR, batch 32)."""
+    data, in tmp_path/p (32 px, FLAIR, batch 32, widths 4 and 8: these tests are about the search,
+    not the model)."""
 
     def arguments(max_trials: int, max_epochs: int) -> list[str]:
         return [
             "--dataset", "lgg_mri/synthetic", "--data-dir", synthetic_data_dir, "--image-size", "32",
             "--channels", "flair", "--tuner", "random", "--max-trials", str(max_trials),
-            "--max-epochs", str(max_epochs), "--batch-size", "32", "--directory", str(tmp_path), "--project-name", "p",
+            "--max-epochs", str(max_epochs), "--batch-size", "32", "--base-filters", "4", "8",
+            "--directory", str(tmp_path), "--project-name", "p",
         ]
 
     return arguments

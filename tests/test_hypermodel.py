@@ -223,3 +223,18 @@ def test_folded_batch_norm_predicts_as_the_model_does(upsampling):
     np.testing.assert_allclose(folded.predict_on_batch(images), model.predict_on_batch(images), atol=1e-5)
     pair = average_models([model, build_unet(32, 3, depth=2, base_filters=4, upsampling=upsampling)])
     np.testing.assert_allclose(fold_batch_norm(pair).predict_on_batch(images), pair.predict_on_batch(images), atol=1e-5)
+
+
+@pytest.mark.parametrize("ema_momentum", [0.0, 0.9])
+def test_the_training_step_is_traced_once_per_fit(ema_momentum):
+    # A training step that creates the optimizer's variables is traced twice: seconds per fit.
+    import tensorflow as tf
+
+    from tuning.unet import compile_unet
+
+    model = compile_unet(build_unet(32, 1, depth=2, base_filters=4), 1e-3, "bce_dice", ema_momentum)
+    traced, step = [], model.train_step
+    model.train_step = lambda data: traced.append(1) or step(data)
+    images = np.random.default_rng(0).random((8, 32, 32, 1), np.float32)
+    model.fit(tf.data.Dataset.from_tensor_slices((images, images > 0.9)).batch(4), epochs=2, verbose=0)
+    assert len(traced) == 1

@@ -10,8 +10,7 @@ from tuning import search
 
 @pytest.mark.slow
 def test_search_writes_best_hparams_and_resumes(search_args, tmp_path, synthetic_data_dir):
-    widths = ["--base-filters", "4", "8"]  # searched instead of the default 16 and 32
-    assert search.main(search_args(1, 1) + widths) == 0
+    assert search.main(search_args(1, 1)) == 0  # widths 4 and 8 searched
     best = json.loads((tmp_path / "p" / "best_hparams.json").read_text())
     assert best["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
                             "normalization": "patient", "context": 0, "crop": "none",
@@ -27,7 +26,7 @@ def test_search_writes_best_hparams_and_resumes(search_args, tmp_path, synthetic
     first_trial = tmp_path / "p" / "trial_0" / "trial.json"
     stamp = first_trial.stat().st_mtime_ns
 
-    assert search.main(search_args(2, 1) + widths) == 0  # same search, one more trial allowed
+    assert search.main(search_args(2, 1)) == 0  # same search, one more trial allowed
     trials = sorted(p.name for p in (tmp_path / "p").glob("trial_*"))
     assert trials == ["trial_0", "trial_1"]
     assert first_trial.stat().st_mtime_ns == stamp  # the finished trial was not redone

@@ -164,6 +164,9 @@ def compile_unet(model: keras.Model, learning_rate: float, loss: str, ema_moment
         loss=make_loss(loss),
         metrics=training_metrics(),
     )
+    # Adam's moments made now, not inside the first traced training step: a tf.function that
+    # creates variables is traced a second time, which costs seconds per `fit`.
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
