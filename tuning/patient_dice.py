@@ -45,6 +45,9 @@ class PatientDice(keras.callbacks.Callback):
         total = self.per_patient(predicted.sum(axis=1)) + self.true_area
         return float(np.mean(np.where(total > 0, 2.0 * overlap / np.maximum(total, 1.0), 1.0)))
 
+    def on_train_begin(self, logs=None):
+        self.forward = None  # a callback reused for another model must not run the last one's trace
+
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return

@@ -94,18 +94,19 @@ def training_batches(run: RunConfig, seed: int):
                           slice_channels=run.data.slice_channels)
 
 
-def validation_batches(run: RunConfig):
-    return pipeline.batch(run.data.slices(run.splits["validation"], shuffle=False), run.global_batch_size,
-                          drop_remainder=run.replicas > 1)
-
-
-def validation_patient_dice(run: RunConfig) -> PatientDice:
+def validation_scoring(run: RunConfig):
+    """(batches for Keras' validation pass, the PatientDice callback), both from one prepared
+    validation split."""
     split = run.splits["validation"]
-    return PatientDice(run.data.slices(split, shuffle=False), run.data.slice_patients(split))
+    slices = run.data.slices(split, shuffle=False)
+    batches = pipeline.batch(slices, run.global_batch_size, drop_remainder=run.replicas > 1)
+    return batches, PatientDice(slices, run.data.slice_patients(split))
 
 
-def fit(run: RunConfig, folder: Path, train, validation, strategy) -> RunConfig | None:
-    """Trains `run`'s model into `folder` (resuming there); the finished RunConfig, or None if interrupted."""
+def fit(run: RunConfig, folder: Path, train, validation, patient_dice: PatientDice,
+        strategy) -> RunConfig | None:
+    """Trains `run`'s model into `folder` (resuming there), scoring `validation` batches and
+    `patient_dice` each epoch; the finished RunConfig, or None if interrupted."""
     from tuning.evaluation.figures import training_curves
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,8 +122,8 @@ def fit(run: RunConfig, folder: Path, train, validation, strategy) -> RunConfig 
           f"{run.precision}, {run.replicas} replica(s) x batch {run.config.batch_size} -> {folder}", flush=True)
     try:
         model.fit(train, validation_data=validation, epochs=run.epochs,
-                  callbacks=training_callbacks(folder, run.patience, run.config.ema_momentum,
-                                               validation_patient_dice(run)), verbose=2)
+                  callbacks=training_callbacks(folder, run.patience, run.config.ema_momentum, patient_dice),
+                  verbose=2)
     except KeyboardInterrupt:
         return None
     best = runfolder.read_json(folder / "model.best.json", "best-model record")
@@ -142,7 +143,7 @@ def train_run(run: RunConfig, out: Path, members: int, strategy) -> RunConfig | 
     from tuning.ensemble import save_ensemble
 
     folders = [out] if members == 1 else [out / f"member{i}" for i in range(members)]
-    validation = validation_batches(run)
+    validation, patient_dice = validation_scoring(run)
     done = []
     for index, folder in enumerate(folders):
         member = dataclasses.replace(run, seed=run.seed + index)
@@ -152,7 +153,7 @@ def train_run(run: RunConfig, out: Path, members: int, strategy) -> RunConfig | 
             print(f"{name}already trained in {folder} (best epoch {finished.best_epoch}): not training it again")
         else:
             print(name, end="")
-            finished = fit(member, folder, training_batches(member, member.seed), validation, strategy)
+            finished = fit(member, folder, training_batches(member, member.seed), validation, patient_dice, strategy)
             if finished is None:
                 return None
         done.append(finished)
