@@ -55,3 +55,19 @@ def test_keras_tuner_state_files_are_replaced_whole(tmp_path):
     inode = path.stat().st_ino
     utils.save_json(str(path), {"after": 3})  # outside, Keras Tuner's own writer again
     assert path.stat().st_ino == inode and json.loads(path.read_text()) == {"after": 3}
+
+
+@pytest.mark.slow
+def test_a_spent_time_budget_ends_the_search_with_the_epochs_finished(search_args, tmp_path, capsys):
+    assert search.main(search_args(3, 3) + ["--time-budget", "0.001"]) == 0  # spent within the first epoch
+    trials = [json.loads(p.read_text()) for p in sorted((tmp_path / "p").glob("trial_*/trial.json"))]
+    assert [t["status"] for t in trials] == ["COMPLETED"]  # no second trial started
+    assert len(trials[0]["metrics"]["metrics"]["val_patient_dice"]["observations"]) == 1  # stopped after epoch 1
+    assert "time budget (0.001 minutes) is spent" in capsys.readouterr().out
+    assert (tmp_path / "p" / "best_hparams.json").is_file()
+
+
+def test_time_budget_must_not_be_negative(search_args, capsys):
+    with pytest.raises(SystemExit):
+        search.main(search_args(1, 1) + ["--time-budget", "-1"])
+    assert "--time-budget" in capsys.readouterr().err

@@ -22,6 +22,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+TIME_BUDGET = 45.0  # minutes: leaves train.py's 40 epochs most of a 2-hour budget on a 2-core CPU (README)
+
 
 def parse_args(argv):
     from tuning.hypermodel import BASE_FILTERS, DEPTHS
@@ -44,6 +46,9 @@ def parse_args(argv):
     parser.add_argument("--max-trials", type=int, default=10, help="trials for random/bayesian (default 10)")
     parser.add_argument("--max-epochs", type=int, default=8, help="epochs per trial at most (default 8)")
     parser.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs (default 3)")
+    parser.add_argument("--time-budget", type=float, default=TIME_BUDGET, metavar="MINUTES",
+                        help="start no trial after this many minutes of this run (the first always starts), and "
+                             f"stop a running one at the end of its epoch (default {TIME_BUDGET:g}; 0: no limit)")
     parser.add_argument("--no-augment", action="store_true", help="train trials without augmentation")
     parser.add_argument("--directory", default="runs/tuning", help="search folder (default runs/tuning)")
     parser.add_argument("--project-name", default="unet", help="search name inside it (default unet)")
@@ -53,6 +58,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.max_trials < 1 or args.max_epochs < 1 or args.patience < 1:
         parser.error("--max-trials, --max-epochs and --patience must be at least 1")
+    if args.time_budget < 0:
+        parser.error("--time-budget must be 0 (no limit) or more minutes")
     return parser, args
 
 
@@ -66,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     from tuning.precision import resolve_precision
     from brainmri_tfds.settings import DataSettings
     from tuning.tuner_state import atomic_state_files, keep_finished_trials_on_resume
-    from tuning.tuners import (OBJECTIVE_NAME, best_result, best_trials_table, is_distributed_worker, make_tuner,
-                               try_defaults_first)
+    from tuning.tuners import (OBJECTIVE_NAME, TimeBudget, best_result, best_trials_table, is_distributed_worker,
+                               make_tuner, try_defaults_first)
 
     try:
         data = DataSettings(args.dataset, args.image_size, args.channels, args.data_dir, args.normalization,
@@ -94,14 +101,19 @@ def main(argv: list[str] | None = None) -> int:
         keras.callbacks.EarlyStopping(monitor=OBJECTIVE_NAME, mode="max", patience=args.patience),
         keras.callbacks.TensorBoard(log_dir=os.path.join(project, "tensorboard")),
     ]
+    budget = TimeBudget(args.time_budget) if args.time_budget else None
+    callbacks += [budget] if budget else []
     start = time.perf_counter()
-    print(f"search: {args.tuner} in {project} (rerun the same command to resume)", flush=True)
+    limit = f", for {args.time_budget:g} minutes at most" if budget else ""
+    print(f"search: {args.tuner} in {project}{limit} (rerun the same command to resume)", flush=True)
     with atomic_state_files():
         tuner = make_tuner(args.tuner, hypermodel, args.max_trials, args.max_epochs, args.seed, args.directory,
                            args.project_name, args.overwrite, hyperparameters)
         keep_finished_trials_on_resume(tuner, is_distributed_worker())
         if not is_distributed_worker():  # a worker's oracle is the chief's, reached over gRPC
             try_defaults_first(tuner)
+        if budget:
+            budget.guard(tuner)
         try:
             tuner.search(train, validation_data=validation, validation_patients=validation_patients,
                          epochs=args.max_epochs, callbacks=callbacks, verbose=2)
@@ -113,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worker {os.environ['KERASTUNER_TUNER_ID']}: no trials left after {time.perf_counter() - start:.0f} s; "
               "the chief writes best_hparams.json")
         return 0
+    if budget and budget.spent():
+        print(f"\nthe time budget ({args.time_budget:g} minutes) is spent: the search ends with the trials finished "
+              "so far (--time-budget gives it more; a rerun resumes)")
     print(f"\nsearch finished in {time.perf_counter() - start:.0f} s; best trials:\n{best_trials_table(tuner)}")
     if not any(t.score is not None for t in tuner.oracle.trials.values()):
         print("error: no trial finished; see the messages above", file=sys.stderr)

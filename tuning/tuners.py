@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
+
+import keras
 
 from brainmri_tfds.settings import DataSettings
 from tuning.patient_dice import METRIC
@@ -68,6 +71,42 @@ def try_defaults_first(tuner) -> None:
         return draw() if not defaults or oracle._duplicate(defaults) else defaults
 
     oracle._random_values = defaults_then_random
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """The search's time limit, counted from this object's making: once it is spent no trial starts
+    (after `guard(tuner)`; the run's first trial always does), and a trial still running stops at
+    the end of its epoch, scored on the epochs it finished. Pass it to `tuner.search` as a callback."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.minutes = minutes
+        self.deadline = time.monotonic() + 60.0 * minutes
+
+    def spent(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.spent():
+            self.model.stop_training = True
+
+    def guard(self, tuner) -> None:
+        """Makes `tuner`'s oracle answer "stop" (Keras Tuner's own way to end `search`) once the
+        budget is spent."""
+        from keras_tuner.engine.trial import Trial, TrialStatus
+
+        oracle = tuner.oracle
+        create = oracle.create_trial
+        started = []
+
+        def create_unless_spent(tuner_id):
+            if started and self.spent():
+                return Trial(oracle.get_space(), status=TrialStatus.STOPPED)
+            trial = create(tuner_id)
+            started.append(trial.trial_id)
+            return trial
+
+        oracle.create_trial = create_unless_spent
 
 
 def best_result(tuner, data: DataSettings, tuner_name: str) -> BestHparams:
