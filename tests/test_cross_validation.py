@@ -173,6 +173,11 @@ def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, fold
     label = (f"threshold {chosen['threshold']}, keep {chosen['keep_fraction']}, "
              f"{'flip' if chosen['flip_average'] else 'no flip'}")
     assert scores[label] == pytest.approx(record["eval"], abs=1e-3)
+    from tuning.crossval.settings import compare_settings
+
+    rules = {row["rule"]: row for row in compare_settings(run)["rules"]}  # train.py's own rule: its own choice
+    assert rules["whole grid (train.py)"]["mean"] == pytest.approx(
+        sum(record["eval"].values()) / len(record["eval"]), abs=1e-4)
     stamp = (run / "round0" / "settings.json").stat().st_mtime_ns
     assert crossval(["settings", str(run)]) == 0 and (run / "round0" / "settings.json").stat().st_mtime_ns == stamp
     assert crossval(["settings", str(tmp_path / "nothing")]) == 2
@@ -184,3 +189,19 @@ def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, fold
     assert pair["inference"]["threshold"] == 0.35  # not a candidate train.py could have chosen
     assert pair["eval-plain"] == pytest.approx(json.loads((run / "round0" / "round.json").read_text())["eval-plain"],
                                                abs=1e-3)
+
+
+def test_a_choice_rule_picks_the_first_best_of_the_settings_it_allows():
+    from tuning.crossval.settings import pick_on_validation
+
+    def candidate(threshold, keep, flip, score):
+        return {"threshold": threshold, "keep_fraction": keep, "flip_average": flip, "mean_patient_dice": score}
+
+    candidates = [candidate(0.5, 0.0, False, 0.80), candidate(0.3, 1.0, False, 0.90), candidate(0.5, 0.0, True, 0.85),
+                  candidate(0.5, 1.0, True, 0.85), candidate(0.3, 1.0, True, 0.95)]
+    assert pick_on_validation(candidates) == "threshold 0.3, keep 1.0, flip"
+    assert pick_on_validation(candidates, (False,)) == "threshold 0.3, keep 1.0, no flip"
+    assert pick_on_validation(candidates, (True,), (0.5,)) == "threshold 0.5, keep 0.0, flip"  # a tie: the first
+    assert pick_on_validation(candidates, (True,), (0.5,), (1.0,)) == "threshold 0.5, keep 1.0, flip"
+    with pytest.raises(ValueError, match="rule"):
+        pick_on_validation(candidates, (True,), (0.7,))

@@ -9,9 +9,13 @@ with and without flip averaging, and scores every candidate setting train.py cho
 patient; the scores are kept in round<k>/settings.json, so a rerun only reads them. Prints each
 setting's mean (95% interval) and median per-patient Dice over all the run's patients, best first,
 with the settings chosen on each round's validation patients for comparison, and the paired
-difference of the best fixed setting against them. The last line is the same as JSON.
-Choosing a setting by this table is choosing on test patients: use it to pick the rule, not to
-report a score.
+difference of the best fixed setting against them. Choosing a setting by this table is choosing on
+test patients: use it to pick the rule, not to report a score.
+
+It then scores choice rules honestly: each rule (`RULES`, a part of the candidates) picks its
+setting on each round's validation patients, from the scores train.py kept in inference.json, as
+train.py would; the rule's score is what that setting gives the round's test patients. Each rule is
+paired against train.py's own (the whole grid). The last line is all of it as JSON.
 """
 
 from __future__ import annotations
@@ -56,6 +60,53 @@ def round_scores(folder: Path) -> dict[str, dict[str, float]]:
     return scores
 
 
+ALL = None
+# name: (flip averaging, thresholds, keep fractions) a rule chooses among on validation; ALL: all candidates.
+RULES = {
+    "whole grid (train.py)": (ALL, ALL, ALL),
+    "flip always": ((True,), ALL, ALL),
+    "flip, threshold 0.5": ((True,), (0.5,), ALL),
+    "flip, threshold 0.5, keep < 1.0": ((True,), (0.5,), (0.0, 0.1, 0.3)),
+    "fixed: threshold 0.5, flip": ((True,), (0.5,), (0.0,)),
+    "fixed: threshold 0.5, flip, keep 1.0": ((True,), (0.5,), (1.0,)),
+    "fixed: threshold 0.5 (plain)": ((False,), (0.5,), (0.0,)),
+}
+
+
+def pick_on_validation(candidates: list[dict], flips=ALL, thresholds=ALL, keep_fractions=ALL) -> str:
+    """The label of the setting train.py would choose among those allowed, from its scored
+    `candidates` (inference.json's, in the order tried: the first of the highest scores wins)."""
+    allowed = [c for c in candidates
+               if (flips is ALL or c["flip_average"] in flips) and (thresholds is ALL or c["threshold"] in thresholds)
+               and (keep_fractions is ALL or c["keep_fraction"] in keep_fractions)]
+    if not allowed:
+        raise ValueError("no candidate setting fits the rule")
+    best = max(c["mean_patient_dice"] for c in allowed)
+    return label(next(c for c in allowed if c["mean_patient_dice"] == best))
+
+
+def compare_rules(folders: list[Path], table: dict[str, dict[str, float]]) -> list[dict]:
+    """Each rule's test scores when it picks on validation, paired against the whole grid's."""
+    picked = {name: {} for name in RULES}
+    for folder in folders:
+        candidates = read_json(folder / "inference.json", "inference choice")["candidates"]
+        patients = read_json(folder / "round.json", "round record")["eval"]
+        for name, rule in RULES.items():
+            setting = pick_on_validation(candidates, *rule)
+            picked[name].update({p: table[setting][p] for p in patients})
+    patients = sorted(picked[next(iter(RULES))])
+    reference = np.array([picked[next(iter(RULES))][p] for p in patients])
+    rows = []
+    for name, scores in picked.items():
+        values = np.array([scores[p] for p in patients])
+        rows.append({"rule": name, "mean": round(float(values.mean()), 4),
+                     "mean_ci95": [round(v, 4) for v in mean_interval(values)],
+                     "median": round(float(np.median(values)), 4),
+                     "minus_whole_grid": round(float((values - reference).mean()), 4),
+                     "minus_whole_grid_ci95": [round(v, 4) for v in mean_interval(values - reference)]})
+    return rows
+
+
 def compare_settings(run: Path) -> dict:
     """Every setting's scores over all rounds of `run`, and the chosen settings' (round.json's "eval")."""
     folders = sorted(f.parent for f in run.glob("round*/round.json"))
@@ -83,6 +134,7 @@ def compare_settings(run: Path) -> dict:
                                  "median": round(float(np.median(chosen_values)), 4)},
         "best_minus_chosen": {"mean": round(float((best - chosen_values).mean()), 4),
                               "ci95": [round(v, 4) for v in mean_interval(best - chosen_values)]},
+        "rules": compare_rules(folders, table),
     }
 
 
@@ -100,5 +152,10 @@ def main(args: argparse.Namespace) -> int:
     print(f"  {'chosen on each round validation':<38} mean {chosen['mean']:.4f}  median {chosen['median']:.4f}")
     print(f"best fixed setting minus chosen: {gain['mean']:+.4f} ({gain['ci95'][0]:+.4f} to {gain['ci95'][1]:+.4f}), "
           "paired over patients (picked on these test patients: optimistic)")
+    print("\nchoice rules: each picks on each round's validation patients; scored on its test patients")
+    for row in result["rules"]:
+        low, high = row["minus_whole_grid_ci95"]
+        print(f"  {row['rule']:<38} mean {row['mean']:.4f}  median {row['median']:.4f}  "
+              f"minus the whole grid {row['minus_whole_grid']:+.4f} ({low:+.4f} to {high:+.4f})")
     print(json.dumps(result))
     return 0
