@@ -61,9 +61,10 @@ def round_scores(folder: Path) -> dict[str, dict[str, float]]:
 
 
 ALL = None
+WHOLE_GRID = "whole grid (train.py)"
 # name: (flip averaging, thresholds, keep fractions) a rule chooses among on validation; ALL: all candidates.
 RULES = {
-    "whole grid (train.py)": (ALL, ALL, ALL),
+    WHOLE_GRID: (ALL, ALL, ALL),
     "flip always": ((True,), ALL, ALL),
     "flip, threshold 0.5": ((True,), (0.5,), ALL),
     "flip, threshold 0.5, keep < 1.0": ((True,), (0.5,), (0.0, 0.1, 0.3)),
@@ -75,27 +76,28 @@ RULES = {
 
 def pick_on_validation(candidates: list[dict], flips=ALL, thresholds=ALL, keep_fractions=ALL) -> str:
     """The label of the setting train.py would choose among those allowed, from its scored
-    `candidates` (inference.json's, in the order tried: the first of the highest scores wins)."""
+    `candidates` (inference.json's, in the order tried: `first_best`, as train.py picks)."""
+    from tuning.evaluation.inference import first_best
+
     allowed = [c for c in candidates
                if (flips is ALL or c["flip_average"] in flips) and (thresholds is ALL or c["threshold"] in thresholds)
                and (keep_fractions is ALL or c["keep_fraction"] in keep_fractions)]
     if not allowed:
         raise ValueError("no candidate setting fits the rule")
-    best = max(c["mean_patient_dice"] for c in allowed)
-    return label(next(c for c in allowed if c["mean_patient_dice"] == best))
+    return label(first_best(allowed))
 
 
-def compare_rules(folders: list[Path], table: dict[str, dict[str, float]]) -> list[dict]:
-    """Each rule's test scores when it picks on validation, paired against the whole grid's."""
+def compare_rules(tested: dict[Path, list[str]], table: dict[str, dict[str, float]]) -> list[dict]:
+    """Each rule's test scores when it picks on validation, paired against the whole grid's;
+    `tested` holds each round folder's test patients."""
     picked = {name: {} for name in RULES}
-    for folder in folders:
+    for folder, patients in tested.items():
         candidates = read_json(folder / "inference.json", "inference choice")["candidates"]
-        patients = read_json(folder / "round.json", "round record")["eval"]
         for name, rule in RULES.items():
             setting = pick_on_validation(candidates, *rule)
             picked[name].update({p: table[setting][p] for p in patients})
-    patients = sorted(picked[next(iter(RULES))])
-    reference = np.array([picked[next(iter(RULES))][p] for p in patients])
+    patients = sorted(picked[WHOLE_GRID])
+    reference = np.array([picked[WHOLE_GRID][p] for p in patients])
     rows = []
     for name, scores in picked.items():
         values = np.array([scores[p] for p in patients])
@@ -114,11 +116,14 @@ def compare_settings(run: Path) -> dict:
         raise ValueError(f"{run}: no round*/round.json (not a `tuning.crossval run` output, or no round finished)")
     table: dict[str, dict[str, float]] = {}
     chosen: dict[str, float] = {}
+    tested: dict[Path, list[str]] = {}
     for folder in folders:
         print(f"{folder.name}: scoring every setting on its test patients", flush=True)
         for name, scores in round_scores(folder).items():
             table.setdefault(name, {}).update(scores)
-        chosen.update(read_json(folder / "round.json", "round record")["eval"])
+        scored = read_json(folder / "round.json", "round record")["eval"]
+        chosen.update(scored)
+        tested[folder] = list(scored)
     rows = []
     for name, scores in table.items():
         values = np.array([scores[p] for p in sorted(chosen)])
@@ -134,7 +139,7 @@ def compare_settings(run: Path) -> dict:
                                  "median": round(float(np.median(chosen_values)), 4)},
         "best_minus_chosen": {"mean": round(float((best - chosen_values).mean()), 4),
                               "ci95": [round(v, 4) for v in mean_interval(best - chosen_values)]},
-        "rules": compare_rules(folders, table),
+        "rules": compare_rules(tested, table),
     }
 
 

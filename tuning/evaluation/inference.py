@@ -246,14 +246,19 @@ def choose_settings(truths: dict[str, np.ndarray], probabilities: dict[bool, dic
     averaging. Candidates are tried simplest first (no flip, threshold 0.5, keep everything) and a
     later one must score strictly higher to win, so noise alone does not move the defaults."""
     table = []
-    best, best_score = None, -1.0
     for settings in candidate_settings(tuple(probabilities), thresholds, keep_fractions):
         flip = probabilities[settings.flip_average]
         score = mean_patient_dice(truths, {p: settings.mask(flip[p]) for p in truths})
         table.append({**settings.to_json(), "mean_patient_dice": score})
-        if score > best_score:
-            best, best_score = settings, score
-    return best, table
+    best = first_best(table)
+    return InferenceSettings(best["threshold"], best["keep_fraction"], best["flip_average"]), table
+
+
+def first_best(table: list[dict]) -> dict:
+    """The first row of a scored candidate table with the highest mean_patient_dice (candidates
+    are tried simplest first, so a tie keeps the simpler)."""
+    best = max(row["mean_patient_dice"] for row in table)
+    return next(row for row in table if row["mean_patient_dice"] == best)
 
 
 def predict_both_ways(model, data, split: str) -> tuple[dict[str, np.ndarray], dict[bool, dict[str, np.ndarray]]]:
