@@ -6,7 +6,7 @@ finished trial kept, none of them run again.
         keep_finished_trials_on_resume(tuner)
         tuner.search(...)
 
-Three gaps in Keras Tuner (1.4) that a kill falls into, found by
+Four gaps in Keras Tuner (1.4) that a kill falls into, found by
 tests/test_interruptions.py::test_killed_search_resumes_keeping_finished_trials:
 
 - It writes oracle.json, tuner0.json and trial.json in place: a kill while one is being written
@@ -18,6 +18,10 @@ tests/test_interruptions.py::test_killed_search_resumes_keeping_finished_trials:
 - Its oracle saves oracle.json at a trial's end while still listing the trial as running, and a
   reloaded oracle queues every running trial to run again. `keep_finished_trials_on_resume`
   takes the trials whose trial.json says they finished off that queue.
+- A new trial's trial.json is written just before oracle.json records the trial: a kill in between
+  leaves a trial the reloaded oracle loads but never runs (its status stays RUNNING), while it
+  draws the same values again under the next number. `keep_finished_trials_on_resume` forgets
+  such a trial, so it is drawn again under its own number and its files are written anew.
 """
 
 from __future__ import annotations
@@ -58,10 +62,12 @@ def atomic_state_files():
 def keep_finished_trials_on_resume(tuner, distributed_worker: bool = False) -> None:
     """Saves the tuner's state now and takes finished trials off its oracle's retry queue (see the
     module's docstring). A distributed worker keeps no state (the chief's oracle does): nothing to do.
-    (`_retry_queue` and `end_order` are Keras Tuner's own; tests/test_interruptions.py fails if they change.)"""
+    (`trials`, `start_order`, `_retry_queue` and `end_order` are Keras Tuner's own; tests/test_interruptions.py fails if they change.)"""
     if distributed_worker:
         return
     oracle = tuner.oracle
+    for trial_id in [t for t in oracle.trials if t not in oracle.start_order]:  # unknown to oracle.json
+        del oracle.trials[trial_id]
     finished = [t for t in oracle._retry_queue if oracle.trials[t].status in ("COMPLETED", "FAILED")]
     oracle._retry_queue[:] = [t for t in oracle._retry_queue if t not in finished]
     oracle.end_order.extend(t for t in finished if t not in oracle.end_order)
