@@ -2,14 +2,17 @@
 
     python benchmarks/budget.py                    # 110 phantom patients, 20-52 slices each, as Kaggle's 3,929
     python benchmarks/budget.py --patients 6 --slices 3 4 --search-args "--max-epochs 1" --train-args "--epochs 1"
+    python benchmarks/budget.py --manual-dir DIR80 --out runs/budget80   # real patients: the Kaggle download in DIR80
 
-Issue 5's budget: the whole search and training on about 80 patients' worth of slices (~2,900)
-must fit in 2 hours on a 2-core CPU. The real dev data has only 40 patients, so this writes
-phantom patients (`brainmri_tfds.synthetic`) with Kaggle's patient and slice counts in Kaggle's
-layout, builds `lgg_mri/kaggle_3m` from them (the patient-level train/validation/test split the
-user gets), and times the two commands a user types, with their defaults. The compute per epoch
-is that of real slices (same size, same model); early stopping may end trials sooner or later
-than on real patients. Writes --out/summary.json: slices per split and the seconds of each step.
+The budget: the default search and training on the 80 development patients must fit in 2 hours
+on a 2-core CPU. --manual-dir DIR times them on real patients: it builds `lgg_mri/kaggle_3m` from
+the Kaggle download in DIR (the zip or kaggle_3m/, as `tfds build --manual_dir` takes; the
+patient-level train/validation/test split the user gets) and times the two commands a user types,
+with their defaults. Without it, it times them on phantom patients (`brainmri_tfds.synthetic`)
+with Kaggle's patient and slice counts in Kaggle's layout: the compute per epoch is that of real
+slices (same size, same model); early stopping may end trials sooner or later than on real
+patients. Writes --out/summary.json: slices per split, the seconds of each step and the CPU they
+ran on.
 
 Re-running after an interruption resumes: the phantoms and the build are kept, a step that
 finished keeps its measured seconds (--out/steps.json) and is not run again, and an interrupted
@@ -33,6 +36,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tuning.crossval.rounds import build, run  # noqa: E402
+from tuning.precision import cpu_description  # noqa: E402
 
 KAGGLE_PATIENTS = 110
 KAGGLE_SLICES = (20, 52)  # drawn uniformly: about 36 per patient, 3,929 / 110 in Kaggle's data
@@ -46,6 +50,8 @@ def parse_args(argv):
                         help=f"phantom patients (default {KAGGLE_PATIENTS}, as Kaggle's)")
     parser.add_argument("--slices", type=int, nargs=2, default=KAGGLE_SLICES, metavar=("MIN", "MAX"),
                         help=f"slices per patient, drawn in [MIN, MAX] (default {KAGGLE_SLICES[0]} {KAGGLE_SLICES[1]})")
+    parser.add_argument("--manual-dir", help="time the real patients of this Kaggle download (the zip or "
+                        "kaggle_3m/) instead of phantoms; --patients and --slices are then unused")
     parser.add_argument("--search-args", default="", help="extra flags for tuning/search.py, quoted (default none)")
     parser.add_argument("--train-args", default="", help="extra flags for train.py, quoted (default none)")
     args = parser.parse_args(argv)
@@ -64,6 +70,12 @@ def write_phantoms(folder: Path, patients: int, slices: tuple[int, int]) -> None
     print(f"writing {patients} phantom patients to {folder}", flush=True)
     synthetic.write_patients(folder, patients, seed=0, slices=slices)
     done.write_text(json.dumps({"patients": patients, "slices": list(slices)}) + "\n")
+
+
+def count_patients(download: Path) -> int:
+    from brainmri_tfds import layout
+
+    return len({s.patient_id for s in layout.list_slices(layout.open_source(download))})
 
 
 def slices_per_split(data_dir: str) -> dict[str, int]:
@@ -91,9 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     if (out / "summary.json").is_file():
         print(f"already measured (delete {out} to measure again):\n{(out / 'summary.json').read_text()}")
         return 0
-    phantoms, data_dir, tuning = out / "phantoms", str(out / "tfds"), out / "tuning"
-    write_phantoms(phantoms, args.patients, tuple(args.slices))
-    build_s = build(str(phantoms), data_dir, "kaggle_3m")
+    data_dir, tuning = str(out / "tfds"), out / "tuning"
+    if args.manual_dir:
+        download = Path(args.manual_dir).resolve()
+        if not download.is_dir():
+            print(f"error: --manual-dir {download} is not a folder", file=sys.stderr)
+            return 2
+    else:
+        download = out / "phantoms"
+        write_phantoms(download, args.patients, tuple(args.slices))
+    build_s = build(str(download), data_dir, "kaggle_3m")
     splits = slices_per_split(data_dir)
     print(f"lgg_mri/kaggle_3m: {splits}", flush=True)
     search = timed_step("search", ["tuning/search.py", "--data-dir", data_dir, "--directory", str(tuning),
@@ -102,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "--out", str(out / "train"), *shlex.split(args.train_args)], out, out / "train")
     config = json.loads((out / "train" / "config.json").read_text())
     summary = {
-        "patients": args.patients,
+        "data": str(download) if args.manual_dir else "phantoms",
+        "patients": count_patients(download) if args.manual_dir else args.patients,
         "slices": splits,
         "search_and_training_slices": splits["train"] + splits["validation"],
         "build_seconds": round(build_s, 1),
@@ -114,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "best_epoch": config.get("best_epoch"),
         "search_args": args.search_args,
         "train_args": args.train_args,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": f"{platform.machine()}, {cpu_description()}",
         "date": time.strftime("%Y-%m-%d"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

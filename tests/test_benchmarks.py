@@ -117,6 +117,13 @@ def test_budget_times_search_and_training_on_phantoms(tmp_path):
     assert json.loads((out / "summary.json").read_text())["search_seconds"] == summary["search_seconds"]
 
 
+def test_budget_says_when_the_manual_dir_is_missing(tmp_path):
+    command = [sys.executable, str(ROOT / "benchmarks" / "budget.py"), "--out", str(tmp_path / "budget"),
+               "--manual-dir", str(tmp_path / "no-such-download")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "no-such-download is not a folder" in result.stderr
+
+
 def _fake_run(folder: Path, dice_by_round: list[dict[str, float]]) -> Path:
     for index, dice in enumerate(dice_by_round):
         (folder / f"round{index}").mkdir(parents=True)
