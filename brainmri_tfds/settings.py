@@ -25,7 +25,7 @@ class DataSettings:
     data_dir: str | None = None
     normalization: str = "patient"
     context: int = 0  # neighbouring slices on each side stacked into the input (2.5D)
-    crop: str = "none"  # 'brain': each patient's slices cut to the square about the brain before resizing
+    crop: str = "brain"  # each patient's slices cut to the square about the brain before resizing; "none": whole slices
 
     def __post_init__(self):
         parse_dataset_name(self.dataset)

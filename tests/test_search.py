@@ -13,7 +13,7 @@ def test_search_writes_best_hparams_and_resumes(search_args, tmp_path, synthetic
     assert search.main(search_args(1, 1)) == 0  # widths 4 and 8 searched
     best = json.loads((tmp_path / "p" / "best_hparams.json").read_text())
     assert best["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
-                            "normalization": "patient", "context": 0, "crop": "none",
+                            "normalization": "patient", "context": 0, "crop": "brain",
                             "data_dir": str(Path(synthetic_data_dir))}
     assert best["objective"] == "val_patient_dice" and 0.0 <= best["score"] <= 1.0
     assert best["hyperparameters"]["batch_size"] == 32

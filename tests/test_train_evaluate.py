@@ -40,7 +40,7 @@ def trained(synthetic_data_dir, tmp_path_factory):
 def test_one_epoch_writes_model_config_history_and_curves(trained, synthetic_data_dir):
     config = json.loads((trained / "config.json").read_text())
     assert config["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
-                              "normalization": "patient", "context": 0, "crop": "none",
+                              "normalization": "patient", "context": 0, "crop": "brain",
                               "data_dir": str(Path(synthetic_data_dir))}
     assert config["hyperparameters"]["depth"] == 4 and config["seed"] == 0
     assert config["hyperparameters"]["tumor_share"] == 0.5 and config["hyperparameters"]["augment_strength"] == 2
