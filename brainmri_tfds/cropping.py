@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 CROPS = ("none", "brain")
+DEFAULT_CROP = "brain"  # +0.024 per-patient Dice over whole slices on 80 patients (docs/experiments.md)
 FLOOR = 0.1  # of the volume's maximum: dimmer voxels are background
 MIN_SIDE = 64  # pixels of the 256x256 slice: a smaller box is a stray bright spot, not a brain
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from brainmri_tfds.augmentation import augmenter
-from brainmri_tfds.cropping import CROPS, crop_to_box, split_boxes
+from brainmri_tfds.cropping import CROPS, DEFAULT_CROP, crop_to_box, split_boxes
 from brainmri_tfds.normalization import NORMALIZATIONS, apply_levels, split_levels
 
 CHANNEL_MODES = {"all": 3, "flair": 1, "gray": 1}  # mode -> number of model input channels
@@ -32,7 +32,7 @@ class DatasetNotBuiltError(RuntimeError):
     """The requested dataset is not in data_dir; the message gives the command that builds it."""
 
 
-def check_options(image_size: int, channels: str, normalization: str, context: int, crop: str = "none") -> None:
+def check_options(image_size: int, channels: str, normalization: str, context: int, crop: str = DEFAULT_CROP) -> None:
     """Raises ValueError naming the first option a slice cannot be prepared with."""
     if channels not in CHANNEL_MODES:
         raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
@@ -162,7 +162,7 @@ def make_dataset(
     tumor_share: float = 0.0,
     augment_strength: float = 1.0,
     context: int = 0,
-    crop: str = "none",
+    crop: str = DEFAULT_CROP,
 ) -> tf.data.Dataset:
     """Batches of (image, mask) for Keras, reshuffled every pass when `shuffle` is True (ask for it
     when training, whatever the split is called).
@@ -173,7 +173,7 @@ def make_dataset(
     `augment_strength` scales the augmentation's ranges (see `augmenter`). `context` > 0 gives each
     slice the chosen channels of the `context` slices before and after it in its patient's volume
     as well (2.5D input: C x (2 context + 1) channels, see `stack_neighbours`); the prepared split
-    is then held in memory rather than in a tf.data cache. `crop` 'brain' cuts each patient's slices
+    is then held in memory rather than in a tf.data cache. `crop` 'brain' (the default) cuts each patient's slices
     to the square about their brain before resizing (see `brainmri_tfds.cropping`; one more pass
     over the split finds each patient's square); 'none' resizes the whole slice.
 

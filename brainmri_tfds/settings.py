@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import os
 
-from brainmri_tfds.cropping import CROPS
+from brainmri_tfds.cropping import CROPS, DEFAULT_CROP
 from brainmri_tfds.normalization import NORMALIZATIONS
 from brainmri_tfds.pipeline import CHANNEL_MODES, DEFAULT_IMAGE_SIZE, check_options, make_dataset, parse_dataset_name
 
@@ -25,7 +25,7 @@ class DataSettings:
     data_dir: str | None = None
     normalization: str = "patient"
     context: int = 0  # neighbouring slices on each side stacked into the input (2.5D)
-    crop: str = "brain"  # each patient's slices cut to the square about the brain before resizing; "none": whole slices
+    crop: str = DEFAULT_CROP  # 'brain': each patient's slices cut to the square about the brain before resizing
 
     def __post_init__(self):
         parse_dataset_name(self.dataset)

@@ -175,9 +175,9 @@ def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, fold
     assert scores[label] == pytest.approx(record["eval"], abs=1e-3)
     from tuning.crossval.settings import compare_settings
 
-    rules = {row["rule"]: row for row in compare_settings(run)["rules"]}  # train.py's own rule: its own choice
-    assert rules["whole grid (train.py)"]["mean"] == pytest.approx(
-        sum(record["eval"].values()) / len(record["eval"]), abs=1e-4)
+    assert record["inference"] == {"threshold": 0.5, "keep_fraction": 1.0, "flip_average": True}  # train.py's
+    rules = {row["rule"]: row for row in compare_settings(run)["rules"]}
+    assert rules["fixed: threshold 0.5, flip, keep 1.0 (the default)"]["minus_chosen"] == pytest.approx(0.0, abs=1e-4)
     stamp = (run / "round0" / "settings.json").stat().st_mtime_ns
     assert crossval(["settings", str(run)]) == 0 and (run / "round0" / "settings.json").stat().st_mtime_ns == stamp
     assert crossval(["settings", str(tmp_path / "nothing")]) == 2

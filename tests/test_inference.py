@@ -1,9 +1,9 @@
-"""From probabilities to masks: 3D clean-up, flip averaging, and settings chosen on validation."""
+"""From probabilities to masks: 3D clean-up, flip averaging, the fixed defaults and every candidate scored."""
 
 import numpy as np
 import pytest
 
-from tuning.evaluation.inference import InferenceSettings, choose_settings, keep_components, predict_probabilities
+from tuning.evaluation.inference import InferenceSettings, keep_components, predict_probabilities, score_settings
 from brainmri_tfds.settings import DataSettings
 
 
@@ -38,15 +38,14 @@ def test_settings_refuse_values_out_of_range():
         InferenceSettings(keep_fraction=1.5)
 
 
-def test_choose_settings_finds_the_better_threshold_and_keeps_defaults_on_ties():
+def test_every_candidate_setting_is_scored_and_the_defaults_are_fixed():
     truth = {"a": _volume()}
     probability = np.where(_volume(), 0.45, 0.05)  # tumor only above a threshold below 0.45
-    chosen, table = choose_settings(truth, {False: {"a": probability}})
-    assert chosen.threshold < 0.45 and chosen.keep_fraction == 0.0 and not chosen.flip_average
-    assert max(row["mean_patient_dice"] for row in table) == 1.0
-    confident = np.where(_volume(), 0.9, 0.05)
-    chosen, _ = choose_settings(truth, {False: {"a": confident}, True: {"a": confident}})
-    assert chosen == InferenceSettings()
+    table = score_settings(truth, {False: {"a": probability}, True: {"a": probability}})
+    assert len(table) == 2 * 5 * 4 and table[0]["threshold"] == 0.5 and not table[0]["flip_average"]
+    scores = {(row["threshold"], row["keep_fraction"], row["flip_average"]): row["mean_patient_dice"] for row in table}
+    assert scores[(0.3, 0.0, False)] == 1.0 and scores[(0.5, 0.0, False)] == 0.0
+    assert InferenceSettings() == InferenceSettings(threshold=0.5, keep_fraction=1.0, flip_average=True)
 
 
 def test_flip_average_mirrors_the_prediction_back():

@@ -5,8 +5,8 @@ without this project's code (TensorFlow Serving, onnxruntime, ...).
 
 Writes to --out (default: export/ beside the model): saved_model/ (signature `serve`), model.onnx,
 and preprocessing.json: what a caller must do to a slice before the model and to its output after
-(input size and channels, the normalisation, the threshold and clean-up chosen on validation
-patients). Batch norm is folded into the convolutions (exact at inference). Both formats compute in float32: a model trained in bfloat16 is rebuilt in float32
+(input size and channels, the normalisation, the crop, and the threshold, clean-up and flip
+averaging of inference.json). Batch norm is folded into the convolutions (exact at inference). Both formats compute in float32: a model trained in bfloat16 is rebuilt in float32
 with the same weights first (ONNX runtimes have no bfloat16 convolution). The README shows how to
 run model.onnx with onnxruntime alone.
 """

@@ -170,10 +170,13 @@ def train_run(run: RunConfig, out: Path, members: int, strategy) -> RunConfig | 
 
 
 def choose_inference(out: Path, run: RunConfig) -> runfolder.InferenceChoice:
-    """How out/model.keras's probabilities become masks, chosen on `run`'s validation patients."""
-    from tuning.evaluation.inference import calibrate
+    """How out/model.keras's probabilities become masks (the fixed defaults), with every candidate
+    setting's score on `run`'s validation patients."""
+    from tuning.evaluation.inference import InferenceSettings, score_on
 
     model = fold_batch_norm(keras.saving.load_model(out / "model.keras", compile=False))
-    settings, candidates = calibrate(model, run.data, run.splits["validation"])
-    best = max(c["mean_patient_dice"] for c in candidates)
-    return runfolder.InferenceChoice(settings, run.splits["validation"], best, candidates)
+    candidates = score_on(model, run.data, run.splits["validation"])
+    settings = InferenceSettings()
+    score = next(c["mean_patient_dice"] for c in candidates
+                 if InferenceSettings(c["threshold"], c["keep_fraction"], c["flip_average"]) == settings)
+    return runfolder.InferenceChoice(settings, run.splits["validation"], score, candidates)

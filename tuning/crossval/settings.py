@@ -1,21 +1,22 @@
 """`python -m tuning.crossval settings`: how every inference setting would have scored a
-cross-validation run's test patients, against the settings chosen on validation.
+cross-validation run's test patients, against the settings the run was scored with.
 
     python -m tuning.crossval settings runs/cv
 
 For each scored round of a `tuning.crossval run` output, predicts its test patients with its model,
-with and without flip averaging, and scores every candidate setting train.py chooses among
-(threshold x 3D clean-up x flip averaging, `tuning.evaluation.inference.candidate_settings`) per
-patient; the scores are kept in round<k>/settings.json, so a rerun only reads them. Prints each
+with and without flip averaging, and scores every candidate setting train.py scores on
+validation (threshold x 3D clean-up x flip averaging, `tuning.evaluation.inference.candidate_settings`)
+per patient; the scores are kept in round<k>/settings.json, so a rerun only reads them. Prints each
 setting's mean (95% interval) and median per-patient Dice over all the run's patients, best first,
-with the settings chosen on each round's validation patients for comparison, and the paired
-difference of the best fixed setting against them. Choosing a setting by this table is choosing on
+with the settings each round was scored with (train.py's: runs before 2026-12-01 chose them on
+validation) for comparison, and the paired difference of the best fixed setting against them. Choosing a setting by this table is choosing on
 test patients: use it to pick the rule, not to report a score.
 
 It then scores choice rules honestly: each rule (`RULES`, a part of the candidates) picks its
-setting on each round's validation patients, from the scores train.py kept in inference.json, as
-train.py would; the rule's score is what that setting gives the round's test patients. Each rule is
-paired against train.py's own (the whole grid). The last line is all of it as JSON.
+setting on each round's validation patients, from the scores train.py kept in inference.json
+(the best of those it allows, the first on a tie); the rule's score is what that setting gives the
+round's test patients. Each rule is paired against the settings the round was scored with
+(round.json's "eval": train.py's). The last line is all of it as JSON.
 """
 
 from __future__ import annotations
@@ -61,22 +62,21 @@ def round_scores(folder: Path) -> dict[str, dict[str, float]]:
 
 
 ALL = None
-WHOLE_GRID = "whole grid (train.py)"
 # name: (flip averaging, thresholds, keep fractions) a rule chooses among on validation; ALL: all candidates.
 RULES = {
-    WHOLE_GRID: (ALL, ALL, ALL),
+    "whole grid": (ALL, ALL, ALL),
     "flip always": ((True,), ALL, ALL),
     "flip, threshold 0.5": ((True,), (0.5,), ALL),
     "flip, threshold 0.5, keep < 1.0": ((True,), (0.5,), (0.0, 0.1, 0.3)),
     "fixed: threshold 0.5, flip": ((True,), (0.5,), (0.0,)),
-    "fixed: threshold 0.5, flip, keep 1.0": ((True,), (0.5,), (1.0,)),
+    "fixed: threshold 0.5, flip, keep 1.0 (the default)": ((True,), (0.5,), (1.0,)),
     "fixed: threshold 0.5 (plain)": ((False,), (0.5,), (0.0,)),
 }
 
 
 def pick_on_validation(candidates: list[dict], flips=ALL, thresholds=ALL, keep_fractions=ALL) -> str:
-    """The label of the setting train.py would choose among those allowed, from its scored
-    `candidates` (inference.json's, in the order tried: `first_best`, as train.py picks)."""
+    """The label of the best setting among those allowed, from train.py's scored `candidates`
+    (inference.json's, simplest first: `first_best` keeps the first on a tie)."""
     from tuning.evaluation.inference import first_best
 
     allowed = [c for c in candidates
@@ -87,25 +87,26 @@ def pick_on_validation(candidates: list[dict], flips=ALL, thresholds=ALL, keep_f
     return label(first_best(allowed))
 
 
-def compare_rules(tested: dict[Path, list[str]], table: dict[str, dict[str, float]]) -> list[dict]:
-    """Each rule's test scores when it picks on validation, paired against the whole grid's;
-    `tested` holds each round folder's test patients."""
+def compare_rules(tested: dict[Path, list[str]], table: dict[str, dict[str, float]],
+                  chosen: dict[str, float]) -> list[dict]:
+    """Each rule's test scores when it picks on validation, paired against `chosen` (the scores of
+    the settings each round was scored with); `tested` holds each round folder's test patients."""
     picked = {name: {} for name in RULES}
     for folder, patients in tested.items():
         candidates = read_json(folder / "inference.json", "inference choice")["candidates"]
         for name, rule in RULES.items():
             setting = pick_on_validation(candidates, *rule)
             picked[name].update({p: table[setting][p] for p in patients})
-    patients = sorted(picked[WHOLE_GRID])
-    reference = np.array([picked[WHOLE_GRID][p] for p in patients])
+    patients = sorted(chosen)
+    reference = np.array([chosen[p] for p in patients])
     rows = []
     for name, scores in picked.items():
         values = np.array([scores[p] for p in patients])
         rows.append({"rule": name, "mean": round(float(values.mean()), 4),
                      "mean_ci95": [round(v, 4) for v in mean_interval(values)],
                      "median": round(float(np.median(values)), 4),
-                     "minus_whole_grid": round(float((values - reference).mean()), 4),
-                     "minus_whole_grid_ci95": [round(v, 4) for v in mean_interval(values - reference)]})
+                     "minus_chosen": round(float((values - reference).mean()), 4),
+                     "minus_chosen_ci95": [round(v, 4) for v in mean_interval(values - reference)]})
     return rows
 
 
@@ -135,11 +136,10 @@ def compare_settings(run: Path) -> dict:
     best = np.array([table[rows[0]["settings"]][p] for p in sorted(chosen)])
     return {
         "patients": len(chosen), "rounds": len(folders), "settings": rows,
-        "chosen_on_validation": {"mean": round(float(chosen_values.mean()), 4),
-                                 "median": round(float(np.median(chosen_values)), 4)},
+        "chosen": {"mean": round(float(chosen_values.mean()), 4), "median": round(float(np.median(chosen_values)), 4)},
         "best_minus_chosen": {"mean": round(float((best - chosen_values).mean()), 4),
                               "ci95": [round(v, 4) for v in mean_interval(best - chosen_values)]},
-        "rules": compare_rules(tested, table),
+        "rules": compare_rules(tested, table, chosen),
     }
 
 
@@ -153,14 +153,15 @@ def main(args: argparse.Namespace) -> int:
     for row in result["settings"]:
         low, high = row["mean_ci95"]
         print(f"  {row['settings']:<38} mean {row['mean']:.4f} ({low:.4f}-{high:.4f})  median {row['median']:.4f}")
-    chosen, gain = result["chosen_on_validation"], result["best_minus_chosen"]
-    print(f"  {'chosen on each round validation':<38} mean {chosen['mean']:.4f}  median {chosen['median']:.4f}")
+    chosen, gain = result["chosen"], result["best_minus_chosen"]
+    own = "each round's own (round.json)"
+    print(f"  {own:<38} mean {chosen['mean']:.4f}  median {chosen['median']:.4f}")
     print(f"best fixed setting minus chosen: {gain['mean']:+.4f} ({gain['ci95'][0]:+.4f} to {gain['ci95'][1]:+.4f}), "
           "paired over patients (picked on these test patients: optimistic)")
     print("\nchoice rules: each picks on each round's validation patients; scored on its test patients")
     for row in result["rules"]:
-        low, high = row["minus_whole_grid_ci95"]
-        print(f"  {row['rule']:<38} mean {row['mean']:.4f}  median {row['median']:.4f}  "
-              f"minus the whole grid {row['minus_whole_grid']:+.4f} ({low:+.4f} to {high:+.4f})")
+        low, high = row["minus_chosen_ci95"]
+        print(f"  {row['rule']:<50} mean {row['mean']:.4f}  median {row['median']:.4f}  "
+              f"minus chosen {row['minus_chosen']:+.4f} ({low:+.4f} to {high:+.4f})")
     print(json.dumps(result))
     return 0
