@@ -173,9 +173,9 @@ def make_dataset(
     `augment_strength` scales the augmentation's ranges (see `augmenter`). `context` > 0 gives each
     slice the chosen channels of the `context` slices before and after it in its patient's volume
     as well (2.5D input: C x (2 context + 1) channels, see `stack_neighbours`); the prepared split
-    is then held in memory rather than in a tf.data cache. `crop` 'brain' (the default) cuts each patient's slices
-    to the square about their brain before resizing (see `brainmri_tfds.cropping`; one more pass
-    over the split finds each patient's square); 'none' resizes the whole slice.
+    is then held in memory rather than in a tf.data cache. `crop` 'brain' (the default) cuts each
+    patient's slices to the square about their brain before resizing (see `brainmri_tfds.cropping`;
+    one more pass over the split finds each patient's square); 'none' resizes the whole slice.
 
     `batch_size=None` gives the prepared, cached, shuffled slices unbatched, for a caller that
     batches them itself with `batch()` (as the tuner does to search over batch size).

@@ -10,8 +10,8 @@ Builds `lgg_mri/kaggle_3m_folds` from --manual-dir unless it is built in --data-
 round of `brainmri_tfds.splits.cross_validation_splits` (default: 10 folds, 2 tested, 1 for
 validation, so 5 rounds) runs `train.py` on the training folds and `evaluate.py` on the test
 folds, twice: with the inference settings train.py wrote (inference.json; before 2026-12-01 it
-chose them on the validation patients) and plain (threshold 0.5, no clean-up, no flip averaging). Every patient is scored once, by a model
-that never saw them. Prints and writes --out/summary.json: per-patient Dice mean and median over
+chose them on the validation patients) and plain (threshold 0.5, no clean-up, no flip
+averaging). Every patient is scored once, by a model that never saw them. Prints and writes --out/summary.json: per-patient Dice mean and median over
 all patients (the mean with a 95% bootstrap interval, patients resampled), per round, and the
 wall time of each step. `python -m tuning.crossval compare A B` tells whether run B beat run A.
 
