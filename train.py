@@ -57,6 +57,9 @@ def parse_args(argv):
     parser.add_argument("--strategy", choices=STRATEGIES, default="default", help="tf.distribute strategy: default "
                         "(one device) or mirrored (every local GPU, else the logical CPUs); batch size is per replica")
     add_precision_argument(parser)
+    parser.add_argument("--keep-epoch-weights", action="store_true",
+                        help="also keep every epoch's weights in <out>/epochs/ (about 8 MB an epoch at the defaults), "
+                             "for `python -m tuning.crossval epochs`")
     parser.add_argument("--out", help="run folder (default runs/train/<config>-<best|default>)")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.patience < 1 or args.members < 1:
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         command="python train.py " + " ".join(sys.argv[1:] if argv is None else argv))
     out = Path(args.out or f"runs/train/{data.config}-{source}")
     try:
-        trained = train_run(run, out, args.members, strategy)
+        trained = train_run(run, out, args.members, strategy, args.keep_epoch_weights)
     except DatasetNotBuiltError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

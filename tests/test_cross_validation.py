@@ -155,7 +155,7 @@ def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, fold
 
     run = tmp_path / "run"  # trained on 2 of its round's 7 training folds (a learning curve's point)
     benchmark("--out", str(run), "--train-folds", "2", "--", "--image-size", "32", "--channels", "flair",
-              "--epochs", "1", "--batch-size", "8")
+              "--epochs", "2", "--batch-size", "8", "--keep-epoch-weights")
     single = json.loads((run / "summary.json").read_text())
     assert single["per_patient_dice"]["patients"] == 2 and single["rounds"][0]["test"] == "fold0+fold1"
     assert single["train_folds"] == 2
@@ -181,6 +181,16 @@ def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, fold
     stamp = (run / "round0" / "settings.json").stat().st_mtime_ns
     assert crossval(["settings", str(run)]) == 0 and (run / "round0" / "settings.json").stat().st_mtime_ns == stamp
     assert crossval(["settings", str(tmp_path / "nothing")]) == 2
+
+    assert sorted(p.name for p in (run / "round0" / "epochs").iterdir()) == ["epoch_001.weights.h5",
+                                                                               "epoch_002.weights.h5"]
+    assert crossval(["epochs", str(run)]) == 0  # other epochs and averages of them, on the test patients
+    epochs = json.loads((run / "round0" / "epochs.json").read_text())
+    kept = epochs["kept (lowest validation loss)"]
+    assert kept["epochs"] == [json.loads((run / "round0" / "model.best.json").read_text())["epoch"]]
+    assert kept["dice"] == pytest.approx(record["eval"], abs=1e-3)  # the model train.py kept, as evaluate.py scored it
+    assert epochs["last 5 averaged"]["epochs"] == [1, 2] and epochs["last epoch"]["epochs"] == [2]
+    assert crossval(["epochs", str(tmp_path / "nothing")]) == 2
 
     benchmark("--out", str(tmp_path / "pair"), "--train-folds", "2", "--ensemble", str(run), str(run),
               "--evaluate-args=--threshold 0.35")

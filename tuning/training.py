@@ -9,6 +9,7 @@ Files in a run folder (a member's folder member<i>/ has the same):
     history.csv          one row per finished epoch (appended across resumes)
     training_curves.png  loss and Dice per epoch
     backup/              Keras BackupAndRestore state; a killed run resumes from the last epoch
+    epochs/              epoch_<n>.weights.h5 for every finished epoch n, with --keep-epoch-weights
     tensorboard/         TensorBoard logs
 """
 
@@ -55,15 +56,32 @@ class KeepBestModel(keras.callbacks.Callback):
                                            METRIC: float(logs.get(METRIC, float("nan")))})
 
 
-def training_callbacks(out: Path, patience: int, ema_momentum: float = 0.0,
-                       patient_dice: PatientDice | None = None) -> list[keras.callbacks.Callback]:
+class KeepEpochWeights(keras.callbacks.Callback):
+    """Saves each finished epoch's weights as `folder`/epoch_<n>.weights.h5 (n from 1), replaced whole."""
+
+    def __init__(self, folder: str | os.PathLike):
+        super().__init__()
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"epoch_{epoch + 1:03d}.weights.h5"
+        partial = self.folder / f".partial-{name}"  # Keras wants the .weights.h5 ending
+        self.model.save_weights(partial)
+        os.replace(partial, self.folder / name)
+
+
+def training_callbacks(out: Path, patience: int, ema_momentum: float = 0.0, patient_dice: PatientDice | None = None,
+                       epoch_weights: bool = False) -> list[keras.callbacks.Callback]:
     """Best-model keeping, resume, history, TensorBoard, LR reduction and early stopping, after
-    `patient_dice` (which adds the validation patients' mean Dice to the logs) if given; with
-    `ema_momentum`, all but the resume state see the weights' moving average."""
+    `patient_dice` (which adds the validation patients' mean Dice to the logs) if given, and every
+    epoch's weights in out/epochs/ if `epoch_weights`; with `ema_momentum`, all but the resume
+    state see the weights' moving average."""
     return [
         keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=True),  # the raw weights
         *ema_callbacks(ema_momentum),
         *([patient_dice] if patient_dice else []),
+        *([KeepEpochWeights(out / "epochs")] if epoch_weights else []),
         KeepBestModel(out / "model.keras"),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard")),
@@ -104,9 +122,10 @@ def validation_scoring(run: RunConfig):
 
 
 def fit(run: RunConfig, folder: Path, train, validation, patient_dice: PatientDice,
-        strategy) -> RunConfig | None:
+        strategy, epoch_weights: bool = False) -> RunConfig | None:
     """Trains `run`'s model into `folder` (resuming there), scoring `validation` batches and
-    `patient_dice` each epoch; the finished RunConfig, or None if interrupted."""
+    `patient_dice` each epoch (and keeping every epoch's weights if `epoch_weights`); the finished
+    RunConfig, or None if interrupted."""
     from tuning.evaluation.figures import training_curves
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,7 +141,8 @@ def fit(run: RunConfig, folder: Path, train, validation, patient_dice: PatientDi
           f"{run.precision}, {run.replicas} replica(s) x batch {run.config.batch_size} -> {folder}", flush=True)
     try:
         model.fit(train, validation_data=validation, epochs=run.epochs,
-                  callbacks=training_callbacks(folder, run.patience, run.config.ema_momentum, patient_dice),
+                  callbacks=training_callbacks(folder, run.patience, run.config.ema_momentum, patient_dice,
+                                               epoch_weights),
                   verbose=2)
     except KeyboardInterrupt:
         return None
@@ -136,10 +156,11 @@ def fit(run: RunConfig, folder: Path, train, validation, patient_dice: PatientDi
     return done
 
 
-def train_run(run: RunConfig, out: Path, members: int, strategy) -> RunConfig | None:
+def train_run(run: RunConfig, out: Path, members: int, strategy, epoch_weights: bool = False) -> RunConfig | None:
     """Trains `run` into `out`, or `members` models with consecutive seeds into out/member<i>/ and
     their ensemble (probabilities averaged) as out/model.keras. A model already trained with the
-    same settings is not trained again. The finished RunConfig, or None if interrupted."""
+    same settings is not trained again. With `epoch_weights`, every epoch's weights are kept too
+    (`KeepEpochWeights`). The finished RunConfig, or None if interrupted."""
     from tuning.ensemble import save_ensemble
 
     folders = [out] if members == 1 else [out / f"member{i}" for i in range(members)]
@@ -153,7 +174,8 @@ def train_run(run: RunConfig, out: Path, members: int, strategy) -> RunConfig | 
             print(f"{name}already trained in {folder} (best epoch {finished.best_epoch}): not training it again")
         else:
             print(name, end="")
-            finished = fit(member, folder, training_batches(member, member.seed), validation, patient_dice, strategy)
+            finished = fit(member, folder, training_batches(member, member.seed), validation, patient_dice, strategy,
+                           epoch_weights)
             if finished is None:
                 return None
         done.append(finished)

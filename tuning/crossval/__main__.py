@@ -1,4 +1,4 @@
-"""python -m tuning.crossval run|compare|worst|settings: see each command's --help."""
+"""python -m tuning.crossval run|compare|worst|settings|epochs: see each command's --help."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tuning.crossval import compare, rounds, settings, worst  # noqa: E402
+from tuning.crossval import compare, epochs, rounds, settings, worst  # noqa: E402
 
-COMMANDS = {"run": rounds, "compare": compare, "worst": worst, "settings": settings}
+COMMANDS = {"run": rounds, "compare": compare, "worst": worst, "settings": settings, "epochs": epochs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,133 @@
+"""`python -m tuning.crossval epochs`: would another epoch, or an average of epochs, have scored a
+cross-validation run's test patients better than the model train.py kept?
+
+    python -m tuning.crossval run --out runs/cv --manual-dir DIR -- --keep-epoch-weights
+    python -m tuning.crossval epochs runs/cv
+
+Needs rounds trained with `train.py --keep-epoch-weights` (their epochs/ folders); others are
+skipped. Each candidate (`candidate_epochs`) is picked from the round's history.csv, that is on the
+validation patients only, so its test score is an honest one:
+- kept: the epoch with the lowest validation loss (train.py's model.keras);
+- highest validation patient Dice: the epoch with the highest val_patient_dice, from epoch
+  `FIRST_EPOCH` on (an early model can paint blobs that a few patients score well);
+- last epoch;
+- last 5 averaged: the weights of the last 5 epochs averaged (stochastic weight averaging);
+- best 5 averaged: the weights of the 5 epochs with the lowest validation loss averaged.
+
+Each candidate's weights go into the round's model, which predicts the round's test patients with
+the round's inference settings (inference.json). Scores are kept in round<k>/epochs.json, so a
+rerun only reads them. Prints each candidate's mean (95% interval) and median per-patient Dice
+over all the run's patients and its paired difference against kept; the last line is all of it
+as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tuning.evaluation.scoring import mean_interval
+from tuning.runfolder import read_json, write_json
+
+FIRST_EPOCH = 10
+AVERAGED = 5
+KEPT = "kept (lowest validation loss)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run folder (tuning.crossval run --out) trained with --keep-epoch-weights")
+
+
+def candidate_epochs(history: dict[str, list[float]]) -> dict[str, list[int]]:
+    """{candidate: the epochs (1-based) whose weights it averages} from a run's history columns."""
+    epochs = [int(e) + 1 for e in history["epoch"]]
+    by_loss = [e for _, e in sorted(zip(history["val_loss"], epochs))]
+    later = [(score, e) for score, e in zip(history["val_patient_dice"], epochs) if e >= FIRST_EPOCH] or \
+        list(zip(history["val_patient_dice"], epochs))
+    return {
+        KEPT: by_loss[:1],
+        "highest validation patient Dice": [max(later)[1]],
+        "last epoch": epochs[-1:],
+        f"last {AVERAGED} averaged": epochs[-AVERAGED:],
+        f"best {AVERAGED} averaged": sorted(by_loss[:AVERAGED]),
+    }
+
+
+def average_weights(model, files: list[Path]) -> list[np.ndarray]:
+    """The mean of the weights in `files` (each loaded into `model`), in `model.get_weights()` order."""
+    total = None
+    for path in files:
+        model.load_weights(path)
+        weights = model.get_weights()
+        total = [w.astype(np.float64) for w in weights] if total is None else [t + w for t, w in zip(total, weights)]
+    return [(t / len(files)).astype(w.dtype) for t, w in zip(total, weights)]
+
+
+def round_scores(folder: Path) -> dict[str, dict]:
+    """{candidate: {"epochs": [...], "dice": {patient: Dice}}} of one round (computed once, then read)."""
+    path = folder / "epochs.json"
+    if path.is_file():
+        return read_json(path, "epoch scores")
+    import keras
+
+    from tuning.evaluation.inference import InferenceSettings, patient_dice, predict_patients, read_slices
+    from tuning.runfolder import InferenceChoice, RunConfig
+    from tuning.training import read_history
+    from tuning.unet import fold_batch_norm
+
+    record = read_json(folder / "round.json", "round record")
+    run, choice = RunConfig.read(folder), InferenceChoice.read(folder)
+    settings = choice.settings if choice else InferenceSettings()
+    model = keras.saving.load_model(folder / "model.keras", compile=False)
+    scores = {}
+    for name, epochs in candidate_epochs(read_history(folder)).items():
+        model.set_weights(average_weights(model, [folder / "epochs" / f"epoch_{e:03d}.weights.h5" for e in epochs]))
+        volumes = predict_patients(fold_batch_norm(model), read_slices(run.data, record["test"]), run.data,
+                                   settings.flip_average, progress=False)
+        masks = {p: settings.mask(v.probability) for p, v in volumes.items()}
+        scores[name] = {"epochs": epochs, "dice": patient_dice({p: v.truth_volume for p, v in volumes.items()}, masks)}
+        print(f"{folder.name}: {name} (epochs {epochs}) scored", flush=True)
+    write_json(path, scores)
+    return scores
+
+
+def compare_epochs(run: Path) -> dict:
+    """Every candidate's scores over the rounds of `run` that kept their epochs' weights."""
+    folders = sorted(f.parent for f in run.glob("round*/round.json") if (f.parent / "epochs").is_dir())
+    if not folders:
+        raise ValueError(f"{run}: no round*/ with round.json and epochs/ (train with --keep-epoch-weights)")
+    table: dict[str, dict[str, float]] = {}
+    for folder in folders:
+        for name, scored in round_scores(folder).items():
+            table.setdefault(name, {}).update(scored["dice"])
+    patients = sorted(table[KEPT])
+    kept = np.array([table[KEPT][p] for p in patients])
+    rows = []
+    for name, scores in table.items():
+        values = np.array([scores[p] for p in patients])
+        rows.append({"candidate": name, "mean": round(float(values.mean()), 4),
+                     "mean_ci95": [round(v, 4) for v in mean_interval(values)],
+                     "median": round(float(np.median(values)), 4),
+                     "minus_kept": round(float((values - kept).mean()), 4),
+                     "minus_kept_ci95": [round(v, 4) for v in mean_interval(values - kept)]})
+    return {"patients": len(patients), "rounds": [f.name for f in folders], "candidates": rows}
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        result = compare_epochs(Path(args.run))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"\n{result['patients']} patients, rounds {', '.join(result['rounds'])}; per-patient Dice by epoch choice")
+    for row in result["candidates"]:
+        low, high = row["mean_ci95"]
+        diff_low, diff_high = row["minus_kept_ci95"]
+        print(f"  {row['candidate']:<36} mean {row['mean']:.4f} ({low:.4f}-{high:.4f})  median {row['median']:.4f}  "
+              f"minus kept {row['minus_kept']:+.4f} ({diff_low:+.4f} to {diff_high:+.4f})")
+    print(json.dumps(result))
+    return 0
