@@ -1,5 +1,5 @@
-"""`python -m tuning.crossval epochs`: would another epoch, or an average of epochs, have scored a
-cross-validation run's test patients better than the model train.py kept?
+"""`python -m tuning.crossval epochs`: how other epochs, and averages of epochs' weights, would have
+scored a cross-validation run's test patients, against the model kept on validation loss.
 
     python -m tuning.crossval run --out runs/cv --manual-dir DIR -- --keep-epoch-weights
     python -m tuning.crossval epochs runs/cv
