@@ -13,7 +13,8 @@
   authors' PyTorch port does).
 
 The defaults are fixed, not chosen per model: choosing among 40 settings on 8 validation patients
-scored lower on the test patients in cross-validation (docs/experiments.md). `score_settings`
+scored no higher on the test patients in any 80-patient cross-validation round, and lower in three
+of four (docs/experiments.md). `score_settings`
 still scores every candidate on the validation patients; train.py keeps the table in
 inference.json beside the model, and evaluate.py reads the settings from it.
 """
