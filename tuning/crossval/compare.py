@@ -41,6 +41,15 @@ def patient_dice(run: Path, key: str) -> dict[str, float]:
     return {p: d for record in records for p, d in json.loads(record.read_text())[key].items()}
 
 
+def paired_row(values: np.ndarray, reference: np.ndarray, against: str) -> dict:
+    """Mean (95% interval) and median of per-patient `values`, and their paired difference from
+    `reference` (same patients, same order) as minus_<against> with its interval."""
+    return {"mean": round(float(values.mean()), 4), "mean_ci95": [round(v, 4) for v in mean_interval(values)],
+            "median": round(float(np.median(values)), 4),
+            f"minus_{against}": round(float((values - reference).mean()), 4),
+            f"minus_{against}_ci95": [round(v, 4) for v in mean_interval(values - reference)]}
+
+
 def compare(baseline: dict[str, float], candidate: dict[str, float], margin: float, show: int) -> dict:
     """Paired comparison on the patients both runs scored; `show` patients that moved most."""
     patients = sorted(set(baseline) & set(candidate))

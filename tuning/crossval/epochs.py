@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuning.evaluation.scoring import mean_interval
+from tuning.crossval.compare import paired_row
 from tuning.runfolder import read_json, write_json
 
 FIRST_EPOCH = 10
@@ -108,12 +108,7 @@ def compare_epochs(run: Path) -> dict:
     kept = np.array([table[KEPT][p] for p in patients])
     rows = []
     for name, scores in table.items():
-        values = np.array([scores[p] for p in patients])
-        rows.append({"candidate": name, "mean": round(float(values.mean()), 4),
-                     "mean_ci95": [round(v, 4) for v in mean_interval(values)],
-                     "median": round(float(np.median(values)), 4),
-                     "minus_kept": round(float((values - kept).mean()), 4),
-                     "minus_kept_ci95": [round(v, 4) for v in mean_interval(values - kept)]})
+        rows.append({"candidate": name, **paired_row(np.array([scores[p] for p in patients]), kept, "kept")})
     return {"patients": len(patients), "rounds": [f.name for f in folders], "candidates": rows}
 
 

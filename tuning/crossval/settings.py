@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tuning.crossval.compare import paired_row
 from tuning.evaluation.scoring import mean_interval
 from tuning.runfolder import read_json, write_json
 
@@ -101,12 +102,7 @@ def compare_rules(tested: dict[Path, list[str]], table: dict[str, dict[str, floa
     reference = np.array([chosen[p] for p in patients])
     rows = []
     for name, scores in picked.items():
-        values = np.array([scores[p] for p in patients])
-        rows.append({"rule": name, "mean": round(float(values.mean()), 4),
-                     "mean_ci95": [round(v, 4) for v in mean_interval(values)],
-                     "median": round(float(np.median(values)), 4),
-                     "minus_chosen": round(float((values - reference).mean()), 4),
-                     "minus_chosen_ci95": [round(v, 4) for v in mean_interval(values - reference)]})
+        rows.append({"rule": name, **paired_row(np.array([scores[p] for p in patients]), reference, "chosen")})
     return rows
 
 
