@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from brainmri_tfds.settings import DataSettings, add_data_arguments  # noqa: E402
 from tuning.distribution import STRATEGIES  # noqa: E402
 from tuning.precision import add_precision_argument  # noqa: E402
+from tuning.unet import LR_SCHEDULES  # noqa: E402
 
 
 def parse_args(argv):
@@ -51,6 +52,9 @@ def parse_args(argv):
                         "zoom (+-10%%) and intensity (+-10%%) ranges (default: the configuration's, 1)")
     parser.add_argument("--ema-momentum", type=float, help="validate, keep and save a moving average of the weights "
                         "with this momentum, e.g. 0.99; 0 = raw weights (default: the configuration's, 0)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="plateau = halve the learning rate when the "
+                        "validation loss stalls for --patience/2 epochs; cosine = decay it to 0 over --epochs "
+                        "(default: the configuration's, plateau)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--members", type=int, default=1, help="train this many models and save the ensemble that "
                         "averages their probabilities as model.keras; N times the training time (default 1)")
@@ -78,7 +82,7 @@ def resolve(args):
                   "normalization": args.normalization, "context": args.context, "crop": args.crop,
                   "data_dir": args.data_dir}
     recipe_flags = {"batch_size": args.batch_size, "tumor_share": args.tumor_share,
-                    "augment_strength": args.augment_strength, "ema_momentum": args.ema_momentum}
+                    "augment_strength": args.augment_strength, "ema_momentum": args.ema_momentum, "lr_schedule": args.lr_schedule}
     data = dataclasses.replace(best.data, **{k: v for k, v in data_flags.items() if v is not None})
     config = dataclasses.replace(best.config, **{k: v for k, v in recipe_flags.items() if v is not None})
     check_structure(data.image_size, data.n_channels, (config.depth,))

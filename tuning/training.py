@@ -71,28 +71,46 @@ class KeepEpochWeights(keras.callbacks.Callback):
         os.replace(partial, self.folder / name)
 
 
+def learning_rate_schedule(name: str, learning_rate: float, epochs: int, patience: int) -> keras.callbacks.Callback:
+    """The callback that moves the learning rate: "plateau" halves it whenever the validation loss
+    has not fallen for `patience` // 2 epochs; "cosine" sets epoch e's (from 0) to `learning_rate` x
+    (1 + cos(pi e / `epochs`)) / 2, from the full rate down to nearly 0 in the last epoch. Both
+    survive a resume: plateau's rate is in the restored optimizer, cosine's follows the epoch."""
+    import math
+
+    if name == "cosine":
+        return keras.callbacks.LearningRateScheduler(
+            lambda epoch: learning_rate * (1.0 + math.cos(math.pi * epoch / epochs)) / 2.0)
+    if name == "plateau":
+        return keras.callbacks.ReduceLROnPlateau(monitor=MONITOR, mode="min", factor=0.5,
+                                                 patience=max(1, patience // 2), min_lr=1e-6, verbose=1)
+    raise ValueError(f"unknown learning-rate schedule {name!r}")
+
+
 def training_callbacks(out: Path, patience: int, ema_momentum: float = 0.0, patient_dice: PatientDice | None = None,
-                       epoch_weights: bool = False) -> list[keras.callbacks.Callback]:
-    """Best-model keeping, resume, history, TensorBoard, LR reduction and early stopping, after
-    `patient_dice` (which adds the validation patients' mean Dice to the logs) if given, and every
-    epoch's weights in out/epochs/ if `epoch_weights`; with `ema_momentum`, all but the resume
-    state see the weights' moving average."""
+                       epoch_weights: bool = False,
+                       schedule: keras.callbacks.Callback | None = None) -> list[keras.callbacks.Callback]:
+    """Best-model keeping, resume, history, TensorBoard, the learning-rate `schedule` (default:
+    plateau's, `learning_rate_schedule`) and early stopping, after `patient_dice` (which adds the
+    validation patients' mean Dice to the logs) if given, and every epoch's weights in out/epochs/
+    if `epoch_weights`; with `ema_momentum`, all but the resume state see the weights' moving
+    average."""
     return [
         keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=True),  # the raw weights
         *ema_callbacks(ema_momentum),
         *([patient_dice] if patient_dice else []),
         *([KeepEpochWeights(out / "epochs")] if epoch_weights else []),
         KeepBestModel(out / "model.keras"),
+        schedule or learning_rate_schedule("plateau", 0.0, 0, patience),  # before the logger: it logs the rate
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard")),
-        keras.callbacks.ReduceLROnPlateau(monitor=MONITOR, mode="min", factor=0.5, patience=max(1, patience // 2),
-                                          min_lr=1e-6, verbose=1),
         keras.callbacks.EarlyStopping(monitor=MONITOR, mode="min", patience=patience, verbose=1),
     ]
 
 
 def read_history(out: str | os.PathLike) -> dict[str, list[float]]:
-    """history.csv as columns; a resumed run's repeated epochs keep their last row."""
+    """history.csv as columns (those of its first epoch: a column that a resume by a newer version
+    added without a header is left out); a resumed run's repeated epochs keep their last row."""
     import csv
 
     rows: dict[int, dict] = {}
@@ -142,7 +160,9 @@ def fit(run: RunConfig, folder: Path, train, validation, patient_dice: PatientDi
     try:
         model.fit(train, validation_data=validation, epochs=run.epochs,
                   callbacks=training_callbacks(folder, run.patience, run.config.ema_momentum, patient_dice,
-                                               epoch_weights),
+                                               epoch_weights, learning_rate_schedule(
+                                                   run.config.lr_schedule, run.config.learning_rate, run.epochs,
+                                                   run.patience)),
                   verbose=2)
     except KeyboardInterrupt:
         return None

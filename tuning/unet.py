@@ -15,6 +15,7 @@ import keras
 from tuning.losses import make_loss, training_metrics
 
 UPSAMPLING = ("transpose", "bilinear")
+LR_SCHEDULES = ("plateau", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,10 +36,15 @@ class UNetConfig:
     # Validate, keep and predict with an exponential moving average of the weights (Polyak
     # averaging) with this momentum; 0: the raw weights.
     ema_momentum: float = 0.0
+    # How train.py moves the learning rate (`tuning.training.learning_rate_schedule`): plateau halves
+    # it when the validation loss stalls; cosine decays it to 0 over the run's epochs.
+    lr_schedule: str = "plateau"
 
     def __post_init__(self):
         if not 0.0 <= self.ema_momentum < 1.0:
             raise ValueError(f"ema_momentum must be in [0, 1), got {self.ema_momentum}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
     def architecture(self) -> dict:
         """The keyword arguments of `build_unet` besides the input shape."""
