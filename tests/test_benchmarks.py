@@ -12,14 +12,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script_main(path: str):
-    """The main() of a script that is not a module, loaded from its file."""
+def _script(path: str):
+    """A script that is not a module, loaded from its file."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main
+    return module
+
+
+def _script_main(path: str):
+    """The main() of a script that is not a module."""
+    return _script(path).main
 
 
 def _crossval(command: str):
@@ -56,6 +61,22 @@ def test_flops_are_counted_from_the_architecture_and_the_peak_from_the_cpu():
     avx2 = "flags\t: sse avx2 fma\ncpu MHz\t: 2500.0\n"
     assert fp32_peak_gflops(avx2, cores=2)[0] == 2 * 32 * 2.5
     assert fp32_peak_gflops(avx2.replace("avx2", "avx2 avx512f"), cores=2)[0] == 2 * 64 * 2.5
+
+
+def test_conv_kernels_times_the_unets_own_convolutions(capsys, monkeypatch):
+    from tuning.unet import build_unet
+
+    script = _script("benchmarks/analyses/conv_kernels.py")
+    import unet_flops  # beside the benchmarks: the script put their folder on the path
+
+    monkeypatch.setattr(unet_flops, "matmul_gflops", lambda: 100.0)  # seconds of arithmetic the test needs not
+    model = build_unet(32, 3, depth=2, base_filters=4)
+    convolutions = [(layer.name, layer.input.shape[1], *layer.kernel.shape[2:]) for layer in model.layers
+                    if layer.name.endswith(("_conv1", "_conv2"))]
+    assert sorted(script.conv_shapes(2, 4, 32, 3)) == sorted(convolutions)
+    assert script.main(["--depth", "1", "--base-filters", "4", "--image-size", "16", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "dec0_conv1" in out and all(f"  {kernel}" in out for kernel in script.KERNELS)
 
 
 def test_brain_boxes_gives_the_side_of_each_patients_square(synthetic_data_dir, capsys):

@@ -1,0 +1,112 @@
+"""Benchmark: where a training step's convolution time goes, kernel by kernel (issue 22).
+
+    python benchmarks/analyses/conv_kernels.py --depth 4 --base-filters 16 --image-size 128 --channels 1 --batch-size 16
+
+Times, for every 3x3 convolution of the U-Net (`tuning.unet.build_unet`'s shapes; the decoder's
+first convolution reads the up-sampled map and the skip concatenated), the three kernels a training
+step runs: the forward pass, the gradient with respect to the input and the gradient with respect
+to the weights, each alone, as TensorFlow runs it here (oneDNN's kernels, as `brainmri_tfds`
+turns them on). Each is the median of `--repeats` runs after two warm-ups; a kernel's GFLOP/s is
+its 2 x multiply-adds over that time, the same arithmetic for all three. The float32 matrix
+product of `benchmarks/unet_flops.py` is the yardstick. Nothing else should run meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for unet_flops
+
+KERNELS = ("forward", "input gradient", "weight gradient")
+
+
+def conv_shapes(depth: int, base_filters: int, image_size: int, channels: int) -> list[tuple[str, int, int, int]]:
+    """(layer name, map side, input channels, output channels) of each 3x3 convolution, encoder first."""
+    widths = [base_filters * 2**level for level in range(depth + 1)]
+    shapes, inputs = [], channels
+    for level, width in enumerate(widths):
+        name = "bottleneck" if level == depth else f"enc{level}"
+        side = image_size // 2**level
+        shapes += [(f"{name}_conv1", side, inputs, width), (f"{name}_conv2", side, width, width)]
+        inputs = width
+    for level in reversed(range(depth)):
+        side, width = image_size // 2**level, widths[level]
+        shapes += [(f"dec{level}_conv1", side, 2 * width, width), (f"dec{level}_conv2", side, width, width)]
+    return shapes
+
+
+def time_kernels(batch: int, side: int, inputs: int, outputs: int, repeats: int) -> dict[str, float]:
+    """Median seconds of each kernel in KERNELS for one convolution shape."""
+    import numpy as np
+    import tensorflow as tf
+
+    x = tf.random.normal((batch, side, side, inputs))
+    kernel = tf.random.normal((3, 3, inputs, outputs))
+    dy = tf.random.normal((batch, side, side, outputs))
+    strides = [1, 1, 1, 1]
+    runs = {
+        "forward": tf.function(lambda: tf.nn.conv2d(x, kernel, 1, "SAME")),
+        "input gradient": tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=x.shape, filter=kernel, out_backprop=dy, strides=strides, padding="SAME")),
+        "weight gradient": tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
+            input=x, filter_sizes=kernel.shape, out_backprop=dy, strides=strides, padding="SAME")),
+    }
+    seconds = {}
+    for name, run in runs.items():
+        run(), run()  # traces, then warms oneDNN's primitive cache
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run().numpy()
+            times.append(time.perf_counter() - start)
+        seconds[name] = float(np.median(times))
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--base-filters", type=int, default=16)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per kernel (default 10)")
+    args = parser.parse_args(argv)
+    if min(args.depth, args.base_filters, args.channels, args.batch_size, args.repeats) < 1:
+        parser.error("--depth, --base-filters, --channels, --batch-size and --repeats must be at least 1")
+    if args.image_size % 2**args.depth:
+        parser.error(f"--image-size must be a multiple of 2**depth = {2**args.depth}")
+
+    import brainmri_tfds  # noqa: F401  (oneDNN's kernels on, as in training)
+    from tuning.precision import cpu_description
+    from unet_flops import matmul_gflops
+
+    print(f"CPU: {cpu_description()}; 3x3 convolutions of U-Net ({args.depth}, {args.base_filters}, "
+          f"{args.image_size}, {args.channels}), batch {args.batch_size}, float32")
+    print(f"{'layer':16s} {'side':>4s} {'in':>4s} {'out':>4s} " + " ".join(f"{k + ' ms':>18s}" for k in KERNELS))
+    totals = dict.fromkeys(KERNELS, 0.0)
+    flops = 0.0
+    for name, side, inputs, outputs in conv_shapes(args.depth, args.base_filters, args.image_size, args.channels):
+        seconds = time_kernels(args.batch_size, side, inputs, outputs, args.repeats)
+        layer_flops = 2.0 * args.batch_size * side * side * 9 * inputs * outputs
+        flops += layer_flops
+        for kernel in KERNELS:
+            totals[kernel] += seconds[kernel]
+        print(f"{name:16s} {side:4d} {inputs:4d} {outputs:4d} "
+              + " ".join(f"{1000 * seconds[k]:8.2f} ({layer_flops / seconds[k] / 1e9:5.0f} GF/s)" for k in KERNELS),
+              flush=True)
+    yardstick = matmul_gflops()
+    print(f"\nall 3x3 convolutions ({flops / 1e9:.2f} GFLOP per kernel kind), against a float32 matrix product at "
+          f"{yardstick:.0f} GFLOP/s:")
+    for kernel in KERNELS:
+        rate = flops / totals[kernel] / 1e9
+        print(f"  {kernel:16s} {1000 * totals[kernel]:8.1f} ms  {rate:6.1f} GFLOP/s  {100 * rate / yardstick:5.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
