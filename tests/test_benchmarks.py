@@ -74,9 +74,10 @@ def test_conv_kernels_times_the_unets_own_convolutions(capsys, monkeypatch):
     convolutions = [(layer.name, layer.input.shape[1], *layer.kernel.shape[2:]) for layer in model.layers
                     if layer.name.endswith(("_conv1", "_conv2"))]
     assert sorted(script.conv_shapes(2, 4, 32, 3)) == sorted(convolutions)
-    assert script.main(["--depth", "1", "--base-filters", "4", "--image-size", "16", "--repeats", "1"]) == 0
+    assert script.main(["--depth", "1", "--base-filters", "4", "--image-size", "16", "--repeats", "1",
+                        "--alternatives"]) == 0  # which checks each alternative against TensorFlow's gradient
     out = capsys.readouterr().out
-    assert "dec0_conv1" in out and all(f"  {kernel}" in out for kernel in script.KERNELS)
+    assert "dec0_conv1" in out and all(f"  {kernel}" in out for kernel in script.KERNELS + script.ALTERNATIVES)
 
 
 def test_brain_boxes_gives_the_side_of_each_patients_square(synthetic_data_dir, capsys):

@@ -9,6 +9,11 @@ to the weights, each alone, as TensorFlow runs it here (oneDNN's kernels, as `br
 turns them on). Each is the median of `--repeats` runs after two warm-ups; a kernel's GFLOP/s is
 its 2 x multiply-adds over that time, the same arithmetic for all three. The float32 matrix
 product of `benchmarks/unet_flops.py` is the yardstick. Nothing else should run meanwhile.
+
+With --alternatives, the weight gradient is also timed computed three other ways, each checked
+against TensorFlow's to 1e-4: as a forward convolution of the transposed tensors (the input's
+channels as the batch, the output gradient as the kernel), as nine matrix products (one per
+kernel tap), and as im2col with one matrix product.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for unet_flops
 
 KERNELS = ("forward", "input gradient", "weight gradient")
+ALTERNATIVES = ("as a forward convolution", "as nine products", "as im2col")
 
 
 def conv_shapes(depth: int, base_filters: int, image_size: int, channels: int) -> list[tuple[str, int, int, int]]:
@@ -39,8 +45,28 @@ def conv_shapes(depth: int, base_filters: int, image_size: int, channels: int) -
     return shapes
 
 
-def time_kernels(batch: int, side: int, inputs: int, outputs: int, repeats: int) -> dict[str, float]:
-    """Median seconds of each kernel in KERNELS for one convolution shape."""
+def weight_gradient_alternatives(x, dy) -> dict:
+    """The 3x3 'SAME' convolution's weight gradient [3, 3, in, out] from its input x [n, s, s, in]
+    and output gradient dy [n, s, s, out], computed each way in ALTERNATIVES."""
+    import tensorflow as tf
+
+    side, inputs, outputs = x.shape[1], x.shape[3], dy.shape[3]
+    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    taps = [padded[:, i:i + side, j:j + side, :] for i in range(3) for j in range(3)]
+    flat_dy = tf.reshape(dy, [-1, outputs])
+    return {
+        "as a forward convolution": lambda: tf.transpose(tf.nn.conv2d(
+            tf.transpose(padded, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]), 1, "VALID"), [1, 2, 0, 3]),
+        "as nine products": lambda: tf.reshape(tf.stack(
+            [tf.matmul(tf.reshape(t, [-1, inputs]), flat_dy, transpose_a=True) for t in taps]), [3, 3, inputs, outputs]),
+        "as im2col": lambda: tf.reshape(tf.matmul(tf.reshape(tf.concat(taps, -1), [-1, 9 * inputs]), flat_dy,
+                                                  transpose_a=True), [3, 3, inputs, outputs]),
+    }
+
+
+def time_kernels(batch: int, side: int, inputs: int, outputs: int, repeats: int,
+                 alternatives: bool = False) -> dict[str, float]:
+    """Median seconds of each kernel in KERNELS (and ALTERNATIVES) for one convolution shape."""
     import numpy as np
     import tensorflow as tf
 
@@ -49,12 +75,19 @@ def time_kernels(batch: int, side: int, inputs: int, outputs: int, repeats: int)
     dy = tf.random.normal((batch, side, side, outputs))
     strides = [1, 1, 1, 1]
     runs = {
-        "forward": tf.function(lambda: tf.nn.conv2d(x, kernel, 1, "SAME")),
-        "input gradient": tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(
-            input_sizes=x.shape, filter=kernel, out_backprop=dy, strides=strides, padding="SAME")),
-        "weight gradient": tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
-            input=x, filter_sizes=kernel.shape, out_backprop=dy, strides=strides, padding="SAME")),
+        "forward": lambda: tf.nn.conv2d(x, kernel, 1, "SAME"),
+        "input gradient": lambda: tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=x.shape, filter=kernel, out_backprop=dy, strides=strides, padding="SAME"),
+        "weight gradient": lambda: tf.raw_ops.Conv2DBackpropFilter(
+            input=x, filter_sizes=kernel.shape, out_backprop=dy, strides=strides, padding="SAME"),
+        **(weight_gradient_alternatives(x, dy) if alternatives else {}),
     }
+    runs = {name: tf.function(run) for name, run in runs.items()}
+    expected = runs["weight gradient"]().numpy()
+    for name in ALTERNATIVES if alternatives else ():
+        error = np.abs(runs[name]().numpy() - expected).max() / np.abs(expected).max()
+        if error > 1e-4:
+            raise AssertionError(f"the weight gradient {name} is off by {error:.1e} of its largest value")
     seconds = {}
     for name, run in runs.items():
         run(), run()  # traces, then warms oneDNN's primitive cache
@@ -75,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per kernel (default 10)")
+    parser.add_argument("--alternatives", action="store_true",
+                        help="also time the weight gradient computed three other ways (see above)")
     args = parser.parse_args(argv)
     if min(args.depth, args.base_filters, args.channels, args.batch_size, args.repeats) < 1:
         parser.error("--depth, --base-filters, --channels, --batch-size and --repeats must be at least 1")
@@ -87,24 +122,25 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"CPU: {cpu_description()}; 3x3 convolutions of U-Net ({args.depth}, {args.base_filters}, "
           f"{args.image_size}, {args.channels}), batch {args.batch_size}, float32")
-    print(f"{'layer':16s} {'side':>4s} {'in':>4s} {'out':>4s} " + " ".join(f"{k + ' ms':>18s}" for k in KERNELS))
-    totals = dict.fromkeys(KERNELS, 0.0)
+    kernels = KERNELS + (ALTERNATIVES if args.alternatives else ())
+    print(f"{'layer':16s} {'side':>4s} {'in':>4s} {'out':>4s} " + " ".join(f"{k + ' ms':>18s}" for k in kernels))
+    totals = dict.fromkeys(kernels, 0.0)
     flops = 0.0
     for name, side, inputs, outputs in conv_shapes(args.depth, args.base_filters, args.image_size, args.channels):
-        seconds = time_kernels(args.batch_size, side, inputs, outputs, args.repeats)
+        seconds = time_kernels(args.batch_size, side, inputs, outputs, args.repeats, args.alternatives)
         layer_flops = 2.0 * args.batch_size * side * side * 9 * inputs * outputs
         flops += layer_flops
-        for kernel in KERNELS:
+        for kernel in kernels:
             totals[kernel] += seconds[kernel]
         print(f"{name:16s} {side:4d} {inputs:4d} {outputs:4d} "
-              + " ".join(f"{1000 * seconds[k]:8.2f} ({layer_flops / seconds[k] / 1e9:5.0f} GF/s)" for k in KERNELS),
+              + " ".join(f"{1000 * seconds[k]:8.2f} ({layer_flops / seconds[k] / 1e9:5.0f} GF/s)" for k in kernels),
               flush=True)
     yardstick = matmul_gflops()
     print(f"\nall 3x3 convolutions ({flops / 1e9:.2f} GFLOP per kernel kind), against a float32 matrix product at "
           f"{yardstick:.0f} GFLOP/s:")
-    for kernel in KERNELS:
+    for kernel in kernels:
         rate = flops / totals[kernel] / 1e9
-        print(f"  {kernel:16s} {1000 * totals[kernel]:8.1f} ms  {rate:6.1f} GFLOP/s  {100 * rate / yardstick:5.1f}%")
+        print(f"  {kernel:26s} {1000 * totals[kernel]:8.1f} ms  {rate:6.1f} GFLOP/s  {100 * rate / yardstick:5.1f}%")
     return 0
 
 
