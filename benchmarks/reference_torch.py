@@ -21,14 +21,12 @@ import statistics
 import sys
 import time
 
+from unet_flops import add_shape_arguments, efficiency  # beside this script
+
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--base-filters", type=int, default=16)
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--channels", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=16)
+    add_shape_arguments(parser)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per figure (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     return parser.parse_args(argv)
@@ -72,7 +70,6 @@ def build_reference(torch, depth: int, base_filters: int, channels: int):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from unet_flops import efficiency  # beside this script
 
     try:
         import torch

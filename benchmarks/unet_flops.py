@@ -22,6 +22,13 @@ from __future__ import annotations
 import os
 
 TRAIN_PASSES = 3  # forward + backward (input gradients) + weight gradients
+SHAPE_DEFAULTS = {"depth": 4, "base-filters": 16, "image-size": 128, "channels": 1, "batch-size": 16}
+
+
+def add_shape_arguments(parser) -> None:
+    """--depth, --base-filters, --image-size, --channels and --batch-size: the benchmarked U-Net and batch."""
+    for name, default in SHAPE_DEFAULTS.items():
+        parser.add_argument(f"--{name}", type=int, default=default, help=f"(default {default})")
 
 
 def forward_flops(depth: int, base_filters: int, image_size: int, channels: int) -> float:

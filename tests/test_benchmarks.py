@@ -67,9 +67,7 @@ def test_conv_kernels_times_the_unets_own_convolutions(capsys, monkeypatch):
     from tuning.unet import build_unet
 
     script = _script("benchmarks/analyses/conv_kernels.py")
-    import unet_flops  # beside the benchmarks: the script put their folder on the path
-
-    monkeypatch.setattr(unet_flops, "matmul_gflops", lambda: 100.0)  # seconds of arithmetic the test needs not
+    monkeypatch.setattr(script, "matmul_gflops", lambda: 100.0)  # seconds of arithmetic the test needs not
     model = build_unet(32, 3, depth=2, base_filters=4)
     convolutions = [(layer.name, layer.input.shape[1], *layer.kernel.shape[2:]) for layer in model.layers
                     if layer.name.endswith(("_conv1", "_conv2"))]

@@ -26,6 +26,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for unet_flops
 
+from unet_flops import add_shape_arguments, matmul_gflops  # noqa: E402
+
 KERNELS = ("forward", "input gradient", "weight gradient")
 ALTERNATIVES = ("as a forward convolution", "as nine products", "as im2col")
 
@@ -102,11 +104,7 @@ def time_kernels(batch: int, side: int, inputs: int, outputs: int, repeats: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--base-filters", type=int, default=16)
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--channels", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=16)
+    add_shape_arguments(parser)
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per kernel (default 10)")
     parser.add_argument("--alternatives", action="store_true",
                         help="also time the weight gradient computed three other ways (see above)")
@@ -118,7 +116,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import brainmri_tfds  # noqa: F401  (oneDNN's kernels on, as in training)
     from tuning.precision import cpu_description
-    from unet_flops import matmul_gflops
 
     print(f"CPU: {cpu_description()}; 3x3 convolutions of U-Net ({args.depth}, {args.base_filters}, "
           f"{args.image_size}, {args.channels}), batch {args.batch_size}, float32")
