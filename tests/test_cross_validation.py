@@ -190,6 +190,13 @@ def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, fold
     assert kept["epochs"] == [json.loads((run / "round0" / "model.best.json").read_text())["epoch"]]
     assert kept["dice"] == pytest.approx(record["eval"], abs=1e-3)  # the model train.py kept, as evaluate.py scored it
     assert epochs["last 5 averaged"]["epochs"] == [1, 2] and epochs["last epoch"]["epochs"] == [2]
+    assert epochs["last 5 ensembled"]["combine"] == "probabilities" and epochs["last 5 ensembled"]["epochs"] == [1, 2]
+    assert epochs["best 5 ensembled"]["dice"] == epochs["last 5 ensembled"]["dice"]  # the same two epochs
+    del epochs["last epoch"]  # as a file written before a candidate was added
+    (run / "round0" / "epochs.json").write_text(json.dumps(epochs))
+    assert crossval(["epochs", str(run)]) == 0
+    rescored = json.loads((run / "round0" / "epochs.json").read_text())
+    assert rescored["last epoch"]["epochs"] == [2] and rescored["kept (lowest validation loss)"] == kept
     assert crossval(["epochs", str(tmp_path / "nothing")]) == 2
 
     benchmark("--out", str(tmp_path / "pair"), "--train-folds", "2", "--ensemble", str(run), str(run),

@@ -11,12 +11,15 @@ validation patients only, so its test score is an honest one:
 - highest validation patient Dice: the epoch with the highest val_patient_dice, from epoch
   `FIRST_EPOCH` on (an early model can paint blobs that a few patients score well);
 - last epoch;
-- last 5 averaged: the weights of the last 5 epochs averaged (stochastic weight averaging);
-- best 5 averaged: the weights of the 5 epochs with the lowest validation loss averaged.
+- last 5 averaged: the weights of the last 5 epochs averaged (stochastic weight averaging; batch
+  norm's moving statistics are averaged too, not recomputed);
+- best 5 averaged: the weights of the 5 epochs with the lowest validation loss averaged;
+- last 5 ensembled, best 5 ensembled: the same epochs' tumor probabilities averaged instead (an
+  ensemble of snapshots of one training: no extra training, 5 predictions a slice).
 
 Each candidate's weights go into the round's model, which predicts the round's test patients with
 the round's inference settings (inference.json). Scores are kept in round<k>/epochs.json, so a
-rerun only reads them. Prints each candidate's mean (95% interval) and median per-patient Dice
+rerun only reads them (and scores only candidates added since). Prints each candidate's mean (95% interval) and median per-patient Dice
 over all the run's patients and its paired difference against kept; the last line is all of it
 as JSON.
 """
@@ -42,18 +45,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run folder (tuning.crossval run --out) trained with --keep-epoch-weights")
 
 
-def candidate_epochs(history: dict[str, list[float]]) -> dict[str, list[int]]:
-    """{candidate: the epochs (1-based) whose weights it averages} from a run's history columns."""
+def candidate_epochs(history: dict[str, list[float]]) -> dict[str, tuple[list[int], str]]:
+    """{candidate: (the epochs (1-based) it combines, "weights" or "probabilities": what it
+    averages)} from a run's history columns."""
     epochs = [int(e) + 1 for e in history["epoch"]]
     by_loss = [e for _, e in sorted(zip(history["val_loss"], epochs))]
     later = [(score, e) for score, e in zip(history["val_patient_dice"], epochs) if e >= FIRST_EPOCH] or \
         list(zip(history["val_patient_dice"], epochs))
+    last, best = epochs[-AVERAGED:], sorted(by_loss[:AVERAGED])
     return {
-        KEPT: by_loss[:1],
-        "highest validation patient Dice": [max(later)[1]],
-        "last epoch": epochs[-1:],
-        f"last {AVERAGED} averaged": epochs[-AVERAGED:],
-        f"best {AVERAGED} averaged": sorted(by_loss[:AVERAGED]),
+        KEPT: (by_loss[:1], "weights"),
+        "highest validation patient Dice": ([max(later)[1]], "weights"),
+        "last epoch": (epochs[-1:], "weights"),
+        f"last {AVERAGED} averaged": (last, "weights"),
+        f"best {AVERAGED} averaged": (best, "weights"),
+        f"last {AVERAGED} ensembled": (last, "probabilities"),
+        f"best {AVERAGED} ensembled": (best, "probabilities"),
     }
 
 
@@ -68,30 +75,45 @@ def average_weights(model, files: list[Path]) -> list[np.ndarray]:
 
 
 def round_scores(folder: Path) -> dict[str, dict]:
-    """{candidate: {"epochs": [...], "dice": {patient: Dice}}} of one round (computed once, then read)."""
+    """{candidate: {"epochs": [...], "combine": ..., "dice": {patient: Dice}}} of one round (each
+    candidate computed once, then read from round<k>/epochs.json)."""
     path = folder / "epochs.json"
-    if path.is_file():
-        return read_json(path, "epoch scores")
+    scores = read_json(path, "epoch scores") if path.is_file() else {}
+    from tuning.training import read_history
+
+    candidates = {name: chosen for name, chosen in candidate_epochs(read_history(folder)).items() if name not in scores}
+    if not candidates:
+        return scores
     import keras
 
     from tuning.evaluation.inference import InferenceSettings, patient_dice, predict_patients, read_slices
     from tuning.runfolder import InferenceChoice, RunConfig
-    from tuning.training import read_history
     from tuning.unet import fold_batch_norm
 
     record = read_json(folder / "round.json", "round record")
     run, choice = RunConfig.read(folder), InferenceChoice.read(folder)
     settings = choice.settings if choice else InferenceSettings()
     model = keras.saving.load_model(folder / "model.keras", compile=False)
-    scores = {}
-    for name, epochs in candidate_epochs(read_history(folder)).items():
-        model.set_weights(average_weights(model, [folder / "epochs" / f"epoch_{e:03d}.weights.h5" for e in epochs]))
-        volumes = predict_patients(fold_batch_norm(model), read_slices(run.data, record["test"]), run.data,
-                                   settings.flip_average, progress=False)
-        masks = {p: settings.mask(v.probability) for p, v in volumes.items()}
-        scores[name] = {"epochs": epochs, "dice": patient_dice({p: v.truth_volume for p, v in volumes.items()}, masks)}
+    slices = list(read_slices(run.data, record["test"]))
+
+    def probabilities(weights: list[np.ndarray]) -> dict:
+        model.set_weights(weights)
+        return predict_patients(fold_batch_norm(model), slices, run.data, settings.flip_average, progress=False)
+
+    files = {e: folder / "epochs" / f"epoch_{e:03d}.weights.h5" for name in candidates for e in candidates[name][0]}
+    for name, (epochs, combine) in candidates.items():
+        if combine == "weights":
+            volumes = probabilities(average_weights(model, [files[e] for e in epochs]))
+            averaged = {p: v.probability for p, v in volumes.items()}
+        else:
+            each = [probabilities(average_weights(model, [files[e]])) for e in epochs]
+            volumes = each[0]
+            averaged = {p: np.mean([v[p].probability for v in each], axis=0) for p in volumes}
+        masks = {p: settings.mask(probability) for p, probability in averaged.items()}
+        scores[name] = {"epochs": epochs, "combine": combine,
+                        "dice": patient_dice({p: v.truth_volume for p, v in volumes.items()}, masks)}
+        write_json(path, scores)
         print(f"{folder.name}: {name} (epochs {epochs}) scored", flush=True)
-    write_json(path, scores)
     return scores
 
 
