@@ -96,17 +96,16 @@ def test_killed_search_resumes_keeping_finished_trials(search_args, tmp_path):
 def test_search_killed_as_a_trial_starts_runs_that_trial(search_args, tmp_path):
     # Keras Tuner writes a new trial's trial.json, then the oracle.json that records it: a kill in
     # between leaves a trial the reloaded oracle never runs, stuck as RUNNING.
-    command = [sys.executable, str(ROOT / "tuning" / "search.py"), *search_args(1, 1)]
-    assert subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, timeout=600).returncode == 0
+    from tuning import search
+
+    assert search.main(search_args(1, 1)) == 0
     finished = tmp_path / "p" / "trial_0" / "trial.json"
     started = {**json.loads(finished.read_text()), "trial_id": "1", "status": "RUNNING", "score": None}
     (tmp_path / "p" / "trial_1").mkdir()
     (tmp_path / "p" / "trial_1" / "trial.json").write_text(json.dumps(started))
     stamp = finished.stat().st_mtime_ns
 
-    command = [sys.executable, str(ROOT / "tuning" / "search.py"), *search_args(2, 1)]
-    rerun = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert search.main(search_args(2, 1)) == 0  # a new process's reload of the search folder
     trials = [json.loads(p.read_text()) for p in sorted((tmp_path / "p").glob("trial_*/trial.json"))]
     assert [(t["trial_id"], t["status"]) for t in trials] == [("0", "COMPLETED"), ("1", "COMPLETED")]
     assert finished.stat().st_mtime_ns == stamp  # kept, not run again
@@ -116,8 +115,9 @@ def test_search_killed_as_a_trial_starts_runs_that_trial(search_args, tmp_path):
 def test_search_killed_as_a_trial_ends_does_not_redo_it(search_args, tmp_path):
     # Keras Tuner saves oracle.json with the finished trial still listed as running, then takes it
     # off the list: a kill in between leaves this oracle.json, and a reloaded oracle reruns the trial.
-    command = [sys.executable, str(ROOT / "tuning" / "search.py"), *search_args(1, 1)]
-    assert subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, timeout=600).returncode == 0
+    from tuning import search
+
+    assert search.main(search_args(1, 1)) == 0
     oracle_file, finished = tmp_path / "p" / "oracle.json", tmp_path / "p" / "trial_0" / "trial.json"
     oracle = json.loads(oracle_file.read_text())
     trial_id = json.loads(finished.read_text())["trial_id"]
@@ -125,8 +125,7 @@ def test_search_killed_as_a_trial_ends_does_not_redo_it(search_args, tmp_path):
     oracle_file.write_text(json.dumps(oracle))
     stamp = finished.stat().st_mtime_ns
 
-    rerun = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert search.main(search_args(1, 1)) == 0  # a new process's reload of the search folder
     assert finished.stat().st_mtime_ns == stamp  # kept, not run again
     assert not (tmp_path / "p" / "trial_1").exists()
     assert json.loads(oracle_file.read_text())["end_order"] == [trial_id]
