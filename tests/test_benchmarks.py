@@ -111,6 +111,7 @@ def test_intensity_spread_names_the_dimmest_and_brightest_patients(synthetic_dat
         assert 1 <= low <= high <= 255
 
 
+@pytest.mark.benchmark  # 40 s of search and training: `python -m pytest -m benchmark` runs it
 def test_budget_times_search_and_training_on_phantoms(tmp_path, capsys):
     out = tmp_path / "budget"
     command = [sys.executable, str(ROOT / "benchmarks" / "budget.py"), "--out", str(out), "--patients", "6",
