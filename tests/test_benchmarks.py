@@ -33,6 +33,7 @@ def _crossval(command: str):
     return lambda argv: main([command, *argv])
 
 
+@pytest.mark.benchmark  # a fresh process (TensorFlow's kernels are chosen as it loads): `python -m pytest -m benchmark`
 def test_speed_benchmark_prints_every_figure(synthetic_data_dir):
     command = [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--depth", "2", "--base-filters", "4",
                "--image-size", "32", "--channels", "1", "--batch-size", "4", "--steps", "2", "--warmup", "1",

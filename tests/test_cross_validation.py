@@ -147,11 +147,11 @@ def test_search_runs_on_the_folds_of_a_round(folds_data_dir, tmp_path):
 
 @pytest.mark.slow
 def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, folds_data_dir, tmp_path):
-    def benchmark(*flags):
-        result = subprocess.run(
-            [sys.executable, "-m", "tuning.crossval", "run", "--manual-dir", str(folds_manual_dir), "--data-dir",
-             folds_data_dir, "--rounds", "0", *flags], cwd=ROOT, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
+    from tuning.crossval.__main__ import main as crossval
+
+    def benchmark(*flags):  # `python -m tuning.crossval run ...`, in this process (train.py and evaluate.py are not)
+        assert crossval(["run", "--manual-dir", str(folds_manual_dir), "--data-dir", folds_data_dir, "--rounds", "0",
+                         *flags]) == 0
 
     run = tmp_path / "run"  # trained on 2 of its round's 7 training folds (a learning curve's point)
     benchmark("--out", str(run), "--train-folds", "2", "--", "--image-size", "32", "--channels", "flair",
@@ -162,8 +162,6 @@ def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, fold
     assert json.loads((run / "round0" / "config.json").read_text())["splits"]["train"] == "fold3+fold4"
     low, high = single["per_patient_dice"]["mean_ci95"]
     assert low <= single["per_patient_dice"]["mean"] <= high
-
-    from tuning.crossval.__main__ import main as crossval
 
     assert crossval(["settings", str(run)]) == 0  # every inference setting on the round's test patients
     scores = json.loads((run / "round0" / "settings.json").read_text())
