@@ -82,7 +82,8 @@ def resolve(args):
                   "normalization": args.normalization, "context": args.context, "crop": args.crop,
                   "data_dir": args.data_dir}
     recipe_flags = {"batch_size": args.batch_size, "tumor_share": args.tumor_share,
-                    "augment_strength": args.augment_strength, "ema_momentum": args.ema_momentum, "lr_schedule": args.lr_schedule}
+                    "augment_strength": args.augment_strength, "ema_momentum": args.ema_momentum,
+                    "lr_schedule": args.lr_schedule}
     data = dataclasses.replace(best.data, **{k: v for k, v in data_flags.items() if v is not None})
     config = dataclasses.replace(best.config, **{k: v for k, v in recipe_flags.items() if v is not None})
     check_structure(data.image_size, data.n_channels, (config.depth,))

@@ -19,9 +19,9 @@ validation patients only, so its test score is an honest one:
 
 Each candidate's weights go into the round's model, which predicts the round's test patients with
 the round's inference settings (inference.json). Scores are kept in round<k>/epochs.json, so a
-rerun only reads them (and scores only candidates added since). Prints each candidate's mean (95% interval) and median per-patient Dice
-over all the run's patients and its paired difference against kept; the last line is all of it
-as JSON.
+rerun only reads them (and scores only candidates added since). Prints each candidate's mean (95%
+interval) and median per-patient Dice over all the run's patients and its paired difference
+against kept; the last line is all of it as JSON.
 """
 
 from __future__ import annotations
