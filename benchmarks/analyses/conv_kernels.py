@@ -60,7 +60,8 @@ def weight_gradient_alternatives(x, dy) -> dict:
         "as a forward convolution": lambda: tf.transpose(tf.nn.conv2d(
             tf.transpose(padded, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]), 1, "VALID"), [1, 2, 0, 3]),
         "as nine products": lambda: tf.reshape(tf.stack(
-            [tf.matmul(tf.reshape(t, [-1, inputs]), flat_dy, transpose_a=True) for t in taps]), [3, 3, inputs, outputs]),
+            [tf.matmul(tf.reshape(t, [-1, inputs]), flat_dy, transpose_a=True) for t in taps]),
+            [3, 3, inputs, outputs]),
         "as im2col": lambda: tf.reshape(tf.matmul(tf.reshape(tf.concat(taps, -1), [-1, 9 * inputs]), flat_dy,
                                                   transpose_a=True), [3, 3, inputs, outputs]),
     }
