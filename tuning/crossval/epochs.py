@@ -96,17 +96,24 @@ def round_scores(folder: Path) -> dict[str, dict]:
     model = keras.saving.load_model(folder / "model.keras", compile=False)
     slices = list(read_slices(run.data, record["test"]))
 
-    def probabilities(weights: list[np.ndarray]) -> dict:
-        model.set_weights(weights)
+    def probabilities(epochs: list[int]) -> dict:
+        """The test patients' volumes predicted with `epochs`' weights averaged."""
+        model.set_weights(average_weights(model, [folder / "epochs" / f"epoch_{e:03d}.weights.h5" for e in epochs]))
         return predict_patients(fold_batch_norm(model), slices, run.data, settings.flip_average, progress=False)
 
-    files = {e: folder / "epochs" / f"epoch_{e:03d}.weights.h5" for name in candidates for e in candidates[name][0]}
+    one_epoch = {}  # epoch -> its volumes: several candidates predict with the same epoch's weights
+
+    def predicted(epoch: int) -> dict:
+        if epoch not in one_epoch:
+            one_epoch[epoch] = probabilities([epoch])
+        return one_epoch[epoch]
+
     for name, (epochs, combine) in candidates.items():
         if combine == "weights":
-            volumes = probabilities(average_weights(model, [files[e] for e in epochs]))
+            volumes = predicted(epochs[0]) if len(epochs) == 1 else probabilities(epochs)
             averaged = {p: v.probability for p, v in volumes.items()}
         else:
-            each = [probabilities(average_weights(model, [files[e]])) for e in epochs]
+            each = [predicted(e) for e in epochs]
             volumes = each[0]
             averaged = {p: np.mean([v[p].probability for v in each], axis=0) for p in volumes}
         masks = {p: settings.mask(probability) for p, probability in averaged.items()}
