@@ -25,6 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from brainmri_tfds.pipeline import TUMOR_WEIGHTINGS  # noqa: E402
 from brainmri_tfds.settings import DataSettings, add_data_arguments  # noqa: E402
 from tuning.distribution import STRATEGIES  # noqa: E402
 from tuning.precision import add_precision_argument  # noqa: E402
@@ -47,6 +48,9 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, help="override the configuration's batch size")
     parser.add_argument("--tumor-share", type=float, help="oversample tumor slices to this share of each epoch; "
                         "0 = as the split has them (default: the configuration's, 0.5)")
+    parser.add_argument("--tumor-weighting", choices=TUMOR_WEIGHTINGS, help="which tumor slices fill that share: "
+                        "uniform = each equally often; area = in proportion to tumor area plus a tenth of the mean, "
+                        "as Buda et al.'s reference draws them (default: the configuration's, uniform)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--augment-strength", type=float, help="scale the augmentation's rotation (+-18 degrees), "
                         "zoom (+-10%%) and intensity (+-10%%) ranges (default: the configuration's, 1)")
@@ -82,6 +86,7 @@ def resolve(args):
                   "normalization": args.normalization, "context": args.context, "crop": args.crop,
                   "data_dir": args.data_dir}
     recipe_flags = {"batch_size": args.batch_size, "tumor_share": args.tumor_share,
+                    "tumor_weighting": args.tumor_weighting,
                     "augment_strength": args.augment_strength, "ema_momentum": args.ema_momentum,
                     "lr_schedule": args.lr_schedule}
     data = dataclasses.replace(best.data, **{k: v for k, v in data_flags.items() if v is not None})

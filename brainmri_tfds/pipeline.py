@@ -26,6 +26,7 @@ DEFAULT_IMAGE_SIZE = 128
 MIN_IMAGE_SIZE = 8
 MAX_CONTEXT = 4  # neighbouring slices on each side (2.5D input)
 SHUFFLE_BUFFER = 1024
+TUMOR_WEIGHTINGS = ("uniform", "area")  # which tumor slices fill the oversampled share
 
 
 class DatasetNotBuiltError(RuntimeError):
@@ -160,6 +161,7 @@ def make_dataset(
     seed: int = 0,
     normalization: str = "patient",
     tumor_share: float = 0.0,
+    tumor_weighting: str = "uniform",
     augment_strength: float = 1.0,
     context: int = 0,
     crop: str = DEFAULT_CROP,
@@ -169,7 +171,8 @@ def make_dataset(
 
     `normalization` is 'patient' (each patient's channels scaled to a common brightness, see
     `brainmri_tfds.normalization`) or 'none' (the uint8 values as they are). `tumor_share`
-    oversamples tumor slices (see `oversample_tumor`; 0, the default, keeps the split's share);
+    oversamples tumor slices, drawn by `tumor_weighting` (see `oversample_tumor`; 0, the default,
+    keeps the split's share);
     `augment_strength` scales the augmentation's ranges (see `augmenter`). `context` > 0 gives each
     slice the chosen channels of the `context` slices before and after it in its patient's volume
     as well (2.5D input: C x (2 context + 1) channels, see `stack_neighbours`); the prepared split
@@ -213,7 +216,8 @@ def make_dataset(
             raise ValueError("augment and tumor_share need a batch_size: they run in batch()")
         return dataset
     return batch(dataset, batch_size, augment=augment, seed=seed, tumor_share=tumor_share,
-                 augment_strength=augment_strength, slice_channels=CHANNEL_MODES[channels])
+                 augment_strength=augment_strength, slice_channels=CHANNEL_MODES[channels],
+                 tumor_weighting=tumor_weighting)
 
 
 def with_neighbours(prepared: tf.data.Dataset, context: int) -> tf.data.Dataset:
@@ -246,35 +250,64 @@ def has_tumor(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.reduce_max(mask) > 0
 
 
-def oversample_tumor(dataset: tf.data.Dataset, tumor_share: float, seed: int = 0) -> tf.data.Dataset:
+def tumor_area(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """How many pixels a slice's mask marks (float32)."""
+    return tf.reduce_sum(tf.cast(mask > 0, tf.float32))
+
+
+def oversample_tumor(dataset: tf.data.Dataset, tumor_share: float, seed: int = 0,
+                     weighting: str = "uniform") -> tf.data.Dataset:
     """Unbatched (image, mask) pairs -> as many pairs, drawn so that `tumor_share` of them (in
     expectation) show tumor: tumor slices repeat and slices without tumor are left out at random
     as needed. Each pass reshuffles the input, so a later epoch draws other slices. A split without
-    any tumor slice, or without any clear slice, is returned as it is (there is nothing to mix)."""
+    any tumor slice, or without any clear slice, is returned as it is (there is nothing to mix).
+
+    `weighting` says which tumor slices fill the tumor share: 'uniform', each as often as another;
+    'area', each in proportion to its tumor area plus a tenth of the split's mean tumor area (as
+    Buda et al.'s reference weights slices), so slices of large tumors are drawn more often and a
+    small tumor's still come up. Area weighting draws by rejection: about max/mean area more
+    slices pass through the pipeline before augmentation."""
     if not 0.0 < tumor_share < 1.0:
         raise ValueError(f"tumor_share must be between 0 and 1, got {tumor_share}")
-    counts = dataset.reduce(tf.constant([0, 0], tf.int64), lambda count, pair: count + tf.one_hot(
-        tf.cast(has_tumor(*pair), tf.int32), 2, dtype=tf.int64))
-    clear, tumor = (int(n) for n in counts.numpy())
+    if weighting not in TUMOR_WEIGHTINGS:
+        raise ValueError(f"tumor weighting must be one of {TUMOR_WEIGHTINGS}, got {weighting!r}")
+    # Per slice: [clear, tumor, tumor area, largest tumor area so far].
+    stats = dataset.reduce(tf.zeros(4), lambda total, pair: tf.stack([
+        total[0] + tf.cast(tf.logical_not(has_tumor(*pair)), tf.float32),
+        total[1] + tf.cast(has_tumor(*pair), tf.float32),
+        total[2] + tumor_area(*pair),
+        tf.maximum(total[3], tumor_area(*pair))]))
+    clear, tumor, area_sum, area_max = (float(v) for v in stats.numpy())
     if not clear or not tumor:
         return dataset
-    streams = [dataset.filter(has_tumor).repeat(),
+    tumor_slices = dataset.filter(has_tumor).repeat()
+    if weighting == "area":
+        floor = 0.1 * area_sum / tumor
+        tumor_slices = tf.data.Dataset.zip(tumor_slices, tf.data.Dataset.random(seed=seed)).filter(
+            lambda pair, draw: _uniform(draw) * (area_max + floor) < tumor_area(*pair) + floor
+        ).map(lambda pair, draw: pair)
+    streams = [tumor_slices,
                dataset.filter(lambda image, mask: tf.logical_not(has_tumor(image, mask))).repeat()]
     mixed = tf.data.Dataset.sample_from_datasets(streams, [tumor_share, 1.0 - tumor_share], seed=seed)
-    return mixed.take(clear + tumor)
+    return mixed.take(int(clear + tumor))
+
+
+def _uniform(draw: tf.Tensor) -> tf.Tensor:
+    """An int64 from `tf.data.Dataset.random` -> a float in [0, 1)."""
+    return tf.cast(tf.math.floormod(draw, 2**24), tf.float32) / 2.0**24
 
 
 def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed: int = 0,
           drop_remainder: bool = False, tumor_share: float = 0.0, augment_strength: float = 1.0,
-          slice_channels: int | None = None) -> tf.data.Dataset:
+          slice_channels: int | None = None, tumor_weighting: str = "uniform") -> tf.data.Dataset:
     """Unbatched (image, mask) pairs -> batches, augmented if asked (`augment_strength` scales the
     ranges; `slice_channels`, the channels of one slice of a stack; see `augmenter`), prefetched.
-    `tumor_share` oversamples tumor slices to that share (see `oversample_tumor`; 0 keeps the
-    split's own). `drop_remainder` leaves out a last partial batch (tf.distribute hands the slices
+    `tumor_share` oversamples tumor slices to that share, drawn by `tumor_weighting` (see
+    `oversample_tumor`; 0 keeps the split's own). `drop_remainder` leaves out a last partial batch (tf.distribute hands the slices
     of a partial batch to the first replicas, so a later one can get none, which batch norm cannot
     take)."""
     if tumor_share:
-        dataset = oversample_tumor(dataset, tumor_share, seed)
+        dataset = oversample_tumor(dataset, tumor_share, seed, tumor_weighting)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if augment:
         dataset = dataset.map(augmenter(seed, strength=augment_strength, slice_channels=slice_channels),

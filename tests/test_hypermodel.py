@@ -25,6 +25,7 @@ def test_default_hyperparameter_values():
         "loss": "bce_dice",
         "batch_size": 16,
         "tumor_share": 0.5,
+        "tumor_weighting": "uniform",
         "augment_strength": 1.0,
         "ema_momentum": 0.0,
     }

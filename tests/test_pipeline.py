@@ -118,6 +118,26 @@ def test_oversampling_shows_tumor_at_the_asked_share_in_epochs_of_the_same_lengt
     assert drawn[0] != drawn[1]  # each epoch leaves out other clear slices
 
 
+def test_area_weighting_draws_tumor_slices_in_proportion_to_area_plus_a_tenth_of_the_mean():
+    masks = np.zeros((200, 8, 8, 1), np.float32)
+    masks[0, :1, :1] = 1.0  # 1 pixel
+    masks[1, :4, :4] = 1.0  # 16 pixels
+    masks[2, :, :] = 1.0  # 64 pixels
+    images = np.arange(200, dtype=np.float32)[:, None, None, None] * np.ones((200, 8, 8, 1), np.float32)
+    split = tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(200, seed=0)
+    drawn = np.array([float(image[0, 0, 0]) for image, mask in
+                      pipeline.oversample_tumor(split, 0.5, seed=1, weighting="area").repeat(20)
+                      if mask.numpy().max() > 0])
+    floor = 0.1 * 81 / 3
+    expected = np.array([1, 16, 64]) + floor
+    counts = np.array([(drawn == k).sum() for k in range(3)])
+    assert counts.sum() > 1500  # about half of 20 epochs of 200
+    assert np.allclose(counts / counts.sum(), expected / expected.sum(), atol=0.04)
+    uniform = [float(image[0, 0, 0]) for image, mask in pipeline.oversample_tumor(split, 0.5, seed=1).repeat(5)
+               if mask.numpy().max() > 0]
+    assert abs(uniform.count(2.0) / len(uniform) - 1 / 3) < 0.06
+
+
 def test_oversampling_leaves_a_split_without_tumor_as_it_is():
     epoch = [float(i[0, 0, 0]) for i, _ in pipeline.oversample_tumor(_numbered_slices(30, 0), 0.5)]
     assert sorted(epoch) == list(range(30))
@@ -127,6 +147,11 @@ def test_oversampling_leaves_a_split_without_tumor_as_it_is():
 def test_oversampling_share_must_be_a_fraction(share):
     with pytest.raises(ValueError, match="tumor_share"):
         pipeline.oversample_tumor(_numbered_slices(10, 5), share)
+
+
+def test_oversampling_refuses_an_unknown_weighting():
+    with pytest.raises(ValueError, match="tumor weighting"):
+        pipeline.oversample_tumor(_numbered_slices(10, 5), 0.5, weighting="volume")
 
 
 def test_neighbour_positions_stay_inside_each_patient():

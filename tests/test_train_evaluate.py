@@ -31,7 +31,7 @@ def _train_args(data_dir, out, epochs=1):
 @pytest.fixture(scope="module")
 def trained(synthetic_data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    assert train.main([*_train_args(synthetic_data_dir, out), "--tumor-share", "0.5", "--augment-strength", "2",
+    assert train.main([*_train_args(synthetic_data_dir, out), "--tumor-share", "0.5", "--tumor-weighting", "area", "--augment-strength", "2",
                        "--ema-momentum", "0.9", "--lr-schedule", "cosine"]) == 0
     return out
 
@@ -44,6 +44,7 @@ def test_one_epoch_writes_model_config_history_and_curves(trained, synthetic_dat
                               "data_dir": str(Path(synthetic_data_dir))}
     assert config["hyperparameters"]["depth"] == 4 and config["seed"] == 0
     assert config["hyperparameters"]["tumor_share"] == 0.5 and config["hyperparameters"]["augment_strength"] == 2
+    assert config["hyperparameters"]["tumor_weighting"] == "area"
     assert config["hyperparameters"]["ema_momentum"] == 0.9 and config["hyperparameters"]["lr_schedule"] == "cosine"
     assert {"tensorflow", "keras"} <= set(config["versions"])
     assert (trained / "model.keras").stat().st_size > 0

@@ -51,6 +51,7 @@ class UNetHyperModel(keras_tuner.HyperModel):
             loss=hp.Choice("loss", LOSS_NAMES, default=defaults.loss),
             batch_size=hp.Choice("batch_size", BATCH_SIZES, default=defaults.batch_size),
             tumor_share=hp.Fixed("tumor_share", defaults.tumor_share),
+            tumor_weighting=hp.Fixed("tumor_weighting", defaults.tumor_weighting),
             augment_strength=hp.Fixed("augment_strength", defaults.augment_strength),
             ema_momentum=hp.Fixed("ema_momentum", defaults.ema_momentum),
         )
@@ -67,7 +68,8 @@ class UNetHyperModel(keras_tuner.HyperModel):
         (`tuning.patient_dice`), the search's objective."""
         config = self.declare(hp)
         x = pipeline.batch(x, config.batch_size, augment=self.augment, seed=self.seed, tumor_share=config.tumor_share,
-                           augment_strength=config.augment_strength, slice_channels=self.slice_channels)
+                           augment_strength=config.augment_strength, slice_channels=self.slice_channels,
+                           tumor_weighting=config.tumor_weighting)
         scoring = []
         if validation_data is not None:
             if validation_patients is not None:

@@ -127,7 +127,7 @@ def training_batches(run: RunConfig, seed: int):
     return pipeline.batch(run.data.slices(run.splits["train"], shuffle=True, seed=seed), run.global_batch_size,
                           augment=run.augment, seed=seed, drop_remainder=whole_batches,
                           tumor_share=run.config.tumor_share, augment_strength=run.config.augment_strength,
-                          slice_channels=run.data.slice_channels)
+                          slice_channels=run.data.slice_channels, tumor_weighting=run.config.tumor_weighting)
 
 
 def validation_scoring(run: RunConfig):

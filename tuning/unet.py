@@ -12,6 +12,7 @@ import dataclasses
 
 import keras
 
+from brainmri_tfds.pipeline import TUMOR_WEIGHTINGS
 from tuning.losses import make_loss, training_metrics
 
 UPSAMPLING = ("transpose", "bilinear")
@@ -32,6 +33,9 @@ class UNetConfig:
     batch_size: int = 16
     # Oversample tumor slices to this share of each epoch (0: as the split has them).
     tumor_share: float = 0.5
+    # Which tumor slices fill that share (`brainmri_tfds.pipeline.oversample_tumor`): uniform, or
+    # in proportion to tumor area (large tumors more often).
+    tumor_weighting: str = "uniform"
     augment_strength: float = 1.0  # scales the augmentation's rotation, zoom and intensity ranges
     # Validate, keep and predict with an exponential moving average of the weights (Polyak
     # averaging) with this momentum; 0: the raw weights.
@@ -43,6 +47,8 @@ class UNetConfig:
     def __post_init__(self):
         if not 0.0 <= self.ema_momentum < 1.0:
             raise ValueError(f"ema_momentum must be in [0, 1), got {self.ema_momentum}")
+        if self.tumor_weighting not in TUMOR_WEIGHTINGS:
+            raise ValueError(f"tumor_weighting must be one of {TUMOR_WEIGHTINGS}, got {self.tumor_weighting!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
