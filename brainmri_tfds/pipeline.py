@@ -303,9 +303,9 @@ def batch(dataset: tf.data.Dataset, batch_size: int, augment: bool = False, seed
     """Unbatched (image, mask) pairs -> batches, augmented if asked (`augment_strength` scales the
     ranges; `slice_channels`, the channels of one slice of a stack; see `augmenter`), prefetched.
     `tumor_share` oversamples tumor slices to that share, drawn by `tumor_weighting` (see
-    `oversample_tumor`; 0 keeps the split's own). `drop_remainder` leaves out a last partial batch (tf.distribute hands the slices
-    of a partial batch to the first replicas, so a later one can get none, which batch norm cannot
-    take)."""
+    `oversample_tumor`; 0 keeps the split's own). `drop_remainder` leaves out a last partial batch
+    (tf.distribute hands the slices of a partial batch to the first replicas, so a later one can
+    get none, which batch norm cannot take)."""
     if tumor_share:
         dataset = oversample_tumor(dataset, tumor_share, seed, tumor_weighting)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
