@@ -271,13 +271,12 @@ def oversample_tumor(dataset: tf.data.Dataset, tumor_share: float, seed: int = 0
         raise ValueError(f"tumor_share must be between 0 and 1, got {tumor_share}")
     if weighting not in TUMOR_WEIGHTINGS:
         raise ValueError(f"tumor weighting must be one of {TUMOR_WEIGHTINGS}, got {weighting!r}")
-    # Per slice: [clear, tumor, tumor area, largest tumor area so far].
-    stats = dataset.reduce(tf.zeros(4), lambda total, pair: tf.stack([
-        total[0] + tf.cast(tf.logical_not(has_tumor(*pair)), tf.float32),
-        total[1] + tf.cast(has_tumor(*pair), tf.float32),
-        total[2] + tumor_area(*pair),
-        tf.maximum(total[3], tumor_area(*pair))]))
-    clear, tumor, area_sum, area_max = (float(v) for v in stats.numpy())
+    def add_slice(total, pair):  # [clear slices, tumor slices, tumor area, largest tumor area]
+        area = tumor_area(*pair)
+        shows = tf.cast(area > 0, tf.float32)
+        return tf.stack([total[0] + 1.0 - shows, total[1] + shows, total[2] + area, tf.maximum(total[3], area)])
+
+    clear, tumor, area_sum, area_max = (float(v) for v in dataset.reduce(tf.zeros(4), add_slice).numpy())
     if not clear or not tumor:
         return dataset
     tumor_slices = dataset.filter(has_tumor).repeat()

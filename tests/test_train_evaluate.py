@@ -31,8 +31,8 @@ def _train_args(data_dir, out, epochs=1):
 @pytest.fixture(scope="module")
 def trained(synthetic_data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    assert train.main([*_train_args(synthetic_data_dir, out), "--tumor-share", "0.5", "--tumor-weighting", "area", "--augment-strength", "2",
-                       "--ema-momentum", "0.9", "--lr-schedule", "cosine"]) == 0
+    assert train.main([*_train_args(synthetic_data_dir, out), "--tumor-share", "0.5", "--tumor-weighting", "area",
+                       "--augment-strength", "2", "--ema-momentum", "0.9", "--lr-schedule", "cosine"]) == 0
     return out
 
 
