@@ -31,6 +31,14 @@ def test_default_hyperparameter_values():
     }
 
 
+def test_the_searchs_default_trial_is_what_train_py_trains_without_best():
+    hp = keras_tuner.HyperParameters()
+    UNetHyperModel(image_size=64, channels=3).build(hp)
+    assert UNetConfig(**hp.values).changes_from_defaults() == {}
+    assert UNetConfig(**{**hp.values, "depth": 3, "loss": "dice"}).changes_from_defaults() == {
+        "depth": (3, 4), "loss": ("dice", "bce_dice")}
+
+
 @pytest.mark.parametrize("depth", [2, 3, 4, 5])
 @pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
 def test_every_depth_and_upsampling_outputs_one_channel(depth, upsampling):

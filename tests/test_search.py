@@ -9,8 +9,10 @@ from tuning import search
 
 
 @pytest.mark.slow
-def test_search_writes_best_hparams_and_resumes(search_args, tmp_path, synthetic_data_dir):
+def test_search_writes_best_hparams_and_resumes(search_args, tmp_path, synthetic_data_dir, capsys):
     assert search.main(search_args(1, 1)) == 0  # widths 4 and 8 searched
+    assert "differs from train.py's defaults in base_filters 4 (default 16), batch_size 32 (default 16)" in (
+        capsys.readouterr().out)
     best = json.loads((tmp_path / "p" / "best_hparams.json").read_text())
     assert best["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
                             "normalization": "patient", "context": 0, "crop": "brain",

@@ -133,8 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no trial finished; see the messages above", file=sys.stderr)
         return 1
     out = os.path.join(project, "best_hparams.json")
-    best_result(tuner, data, args.tuner).write(out)
+    best = best_result(tuner, data, args.tuner)
+    best.write(out)
     print(f"wrote {out}")
+    changes = best.config.changes_from_defaults()
+    if changes:
+        shown = {name: [f"{v:.3g}" if isinstance(v, float) else str(v) for v in pair] for name, pair in changes.items()}
+        print("the winner differs from train.py's defaults in " +
+              ", ".join(f"{name} {value} (default {default})" for name, (value, default) in shown.items()))
+    else:
+        print("the winner is train.py's default model and recipe: train.py --best trains what train.py trains")
     return 0
 
 

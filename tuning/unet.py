@@ -52,6 +52,13 @@ class UNetConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
+    def changes_from_defaults(self) -> dict[str, tuple]:
+        """{field: (value, default)} for each field set otherwise than in `UNetConfig()`, the
+        configuration train.py trains without --best."""
+        defaults = UNetConfig()
+        return {f.name: (getattr(self, f.name), getattr(defaults, f.name)) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(defaults, f.name)}
+
     def architecture(self) -> dict:
         """The keyword arguments of `build_unet` besides the input shape."""
         return {k: getattr(self, k) for k in ("depth", "base_filters", "batch_norm", "dropout", "upsampling")}
