@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print("the winner differs from train.py's defaults in " +
               ", ".join(f"{name} {value} (default {default})" for name, (value, default) in shown.items()))
     else:
-        print("the winner is train.py's default model and recipe: train.py --best trains what train.py trains")
+        print("the winner's model and training recipe are train.py's defaults")
     return 0
 
 
