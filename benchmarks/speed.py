@@ -18,8 +18,10 @@ batch size over the median step time.
   product timed in the same process; fp32_peak_gflop_per_s: the nominal peak at the reported
   clock (`benchmarks/unet_flops.py`: how they are counted).
 
-Prints one JSON object, with the CPU (model, bfloat16 or not) and whether TensorFlow runs oneDNN's
-kernels (`brainmri_tfds.runtime`). `benchmarks/reference_torch.py` measures the same architecture
+Prints one JSON object, with the CPU (model, bfloat16 or not), whether TensorFlow runs oneDNN's
+kernels (`brainmri_tfds.runtime`), whether oneDNN runs them below AVX-512 (`onednn_below_avx512`:
+an AVX2 CPU, or `ONEDNN_MAX_CPU_ISA=AVX2` on an AVX-512 one) and which batch norm trained
+(`batch_norm`: `fused` or `parts`, tuning/unet.py). `benchmarks/reference_torch.py` measures the same architecture
 in PyTorch.
 """
 
@@ -56,6 +58,9 @@ def parse_args(argv):
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
                         help="XLA compilation of the train and predict steps (default auto, as train.py)")
     parser.add_argument("--skip-pipeline", action="store_true", help="leave out train_images_per_s_pipeline")
+    parser.add_argument("--batch-norm", choices=("auto", "fused", "parts"), default="auto",
+                        help="how the batch norms train (default auto: parts where oneDNN runs below AVX-512, "
+                             "in float32; tuning/unet.py)")
     return parser.parse_args(argv)
 
 
@@ -88,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from tuning.precision import cpu_description, resolve_precision
-    from tuning.unet import UNetConfig, build_unet, compile_unet, fold_batch_norm
+    from tuning.unet import UNetConfig, build_unet, compile_unet, fold_batch_norm, resolve_batch_norm
     from unet_flops import efficiency  # beside this script
 
     config = UNetConfig(depth=args.depth, base_filters=args.base_filters, dropout=0.0, batch_norm=True,
                         upsampling="transpose", batch_size=args.batch_size)
     precision = resolve_precision(args.precision)
-    model = compile_unet(build_unet(args.image_size, args.channels, **config.architecture(), precision=precision),
+    model = compile_unet(build_unet(args.image_size, args.channels, **config.architecture(), precision=precision,
+                                    batch_norm_implementation=args.batch_norm),
                          config.learning_rate, config.loss)
     if args.jit_compile != "auto":
         model.jit_compile = args.jit_compile == "on"
@@ -109,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "depth": args.depth, "base_filters": args.base_filters, "image_size": args.image_size,
         "channels": args.channels, "batch_size": args.batch_size, "steps": args.steps,
         "precision": precision, "jit_compile": args.jit_compile, "parameters": model.count_params(),
+        "batch_norm": resolve_batch_norm(args.batch_norm, "bfloat16" if precision == "mixed_bfloat16" else "float32"),
         "train_images_per_s": round(args.batch_size / _median_step_seconds(model, in_memory, args.steps, args.warmup), 2),
     }
     if not args.skip_pipeline:
@@ -130,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     result.update(efficiency(result))
     result["machine"] = f"{platform.machine()}, {cpu_description()}, TensorFlow {tf.__version__}"
     result["onednn"] = brainmri_tfds.runtime.onednn_enabled()
+    result["onednn_below_avx512"] = brainmri_tfds.runtime.onednn_below_avx512()
     result["keras_backend"] = keras.backend.backend()
     print(json.dumps(result))
     return 0

@@ -9,7 +9,7 @@ import pytest
 
 from tuning.hypermodel import UNetHyperModel
 from tuning.unet import UNetConfig, build_unet
-from tuning.losses import BceDice, DiceScore
+from tuning.losses import BceDice, DiceScore, IoUScore
 
 
 def test_default_hyperparameter_values():
@@ -87,8 +87,8 @@ def test_config_rejects_unknown_hyperparameters():
     assert from_fields(UNetConfig, {"tumour_share": 0.3}, "old.json").tumor_share == 0.3  # renamed since
 
 
-def _dice(truth, predicted):
-    metric = DiceScore()
+def _dice(truth, predicted, metric_class=DiceScore):
+    metric = metric_class()
     metric.update_state(np.array(truth, np.float32), np.array(predicted, np.float32))
     return float(metric.result())
 
@@ -100,6 +100,15 @@ def test_dice_score_hand_computed():
     assert _dice(truth, [[0.0, 0.0, 0.0, 0.0]]) == pytest.approx(0.0)  # one empty
     assert _dice([[0, 0, 0, 0]], [[0.0, 0.4, 0.0, 0.0]]) == pytest.approx(1.0)  # both empty: rule = 1
     assert _dice([[0, 0, 0, 0]], [[0.0, 0.6, 0.0, 0.0]]) == pytest.approx(0.0)
+
+
+def test_iou_score_hand_computed_and_as_keras_binary_iou():
+    truth, predicted = [[1, 1, 0, 0, 1]], [[0.9, 0.2, 0.7, 0.1, 0.6]]
+    assert _dice(truth, predicted, IoUScore) == pytest.approx(2 / (2 + 2))  # TP 2, FP 1, FN 1
+    keras_iou = keras.metrics.BinaryIoU(target_class_ids=[1])
+    keras_iou.update_state(np.array(truth, np.float32), np.array(predicted, np.float32))
+    assert _dice(truth, predicted, IoUScore) == pytest.approx(float(keras_iou.result()))
+    assert _dice([[0, 0, 0, 0]], [[0.0, 0.4, 0.0, 0.0]], IoUScore) == pytest.approx(1.0)  # both empty: rule = 1
 
 
 def test_bce_dice_is_the_sum_of_its_parts():
@@ -173,6 +182,47 @@ def test_fused_batch_norm_matches_keras_batch_norm(precision):
         assert np.abs(a - b).max() < tolerance * max(1.0, np.abs(b).max())
     assert np.allclose(fused.moving_mean.numpy(), plain.moving_mean.numpy(), atol=1e-3)
     assert np.allclose(fused.moving_variance.numpy(), plain.moving_variance.numpy(), rtol=2e-2)
+
+
+def test_batch_norm_in_parts_matches_the_fused_kernel(tmp_path):
+    """The float32 path chosen where oneDNN's batch norm is slow (CPUs without AVX-512): same outputs,
+    gradients and moving statistics as the fused kernel, in training and inference."""
+    import tensorflow as tf
+
+    from tuning.unet import FusedBatchNormalization
+
+    rng = np.random.default_rng(0)
+    inputs = tf.constant(rng.normal(2.0, 3.0, (4, 8, 8, 24)).astype("float32"))
+    upstream = tf.constant(rng.normal(0.0, 1.0, inputs.shape).astype("float32"))
+    gamma, beta = rng.uniform(0.5, 1.5, 24).astype("float32"), np.linspace(-1.0, 1.0, 24, dtype="float32")
+    layers = {name: FusedBatchNormalization(momentum=0.9, implementation=name) for name in ("fused", "parts")}
+    results = {}
+    for name, layer in layers.items():
+        layer.build(inputs.shape)
+        layer.gamma.assign(gamma)
+        layer.beta.assign(beta)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs, training=True)
+        gradients = tape.gradient(outputs, [inputs, layer.gamma, layer.beta], output_gradients=upstream)
+        layer(inputs, training=True)  # a second step moves the statistics again
+        results[name] = [outputs, *gradients, layer.moving_mean, layer.moving_variance, layer(inputs, training=False)]
+    for fused, parts in zip(results["fused"], results["parts"]):
+        fused, parts = np.asarray(fused), np.asarray(parts)
+        assert np.abs(fused - parts).max() <= 1e-4 * max(1.0, np.abs(fused).max())
+    # the choice is saved with the layer
+    model = keras.Sequential([keras.Input((8, 8, 24)), layers["parts"]])
+    model.save(tmp_path / "m.keras")
+    assert keras.saving.load_model(tmp_path / "m.keras").layers[0].implementation == "parts"
+
+
+def test_batch_norm_implementation_is_checked():
+    from tuning.unet import FusedBatchNormalization
+
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        FusedBatchNormalization(implementation="fast")
+    with pytest.raises(ValueError, match="float32 only"):
+        FusedBatchNormalization(implementation="parts", dtype="mixed_bfloat16")
 
 
 @pytest.mark.parametrize("ema_momentum", [0.0, 0.9])

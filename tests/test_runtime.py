@@ -32,3 +32,21 @@ def test_importing_brainmri_tfds_first_turns_onednn_on_in_tensorflow():
     code = "import brainmri_tfds; from brainmri_tfds import runtime; print(runtime.onednn_enabled())"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.stdout.strip().splitlines()[-1] == "True", result.stderr[-2000:]
+
+
+ZEN3 = "processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma\n"
+XEON = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw avx512vl avx512dq avx512_bf16\n"
+
+
+@pytest.mark.parametrize("cpuinfo, environ, expected", [
+    (ZEN3, {}, True),                                       # an AVX2 CPU
+    (XEON, {}, False),                                      # AVX-512
+    (XEON, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, True),           # capped below it
+    (XEON, {"ONEDNN_MAX_CPU_ISA": "avx512_core_bf16"}, False),
+    (XEON, {"DNNL_MAX_CPU_ISA": "SSE41"}, True),            # oneDNN's older name for the cap
+    (ZEN3, {"ONEDNN_MAX_CPU_ISA": "ALL"}, True),
+    ("", {}, False),                                        # no /proc/cpuinfo: not an x86 we know
+    ("processor\t: 0\nFeatures\t: fp asimd sve\n", {}, False),  # ARM
+])
+def test_onednn_below_avx512(cpuinfo, environ, expected):
+    assert runtime.onednn_below_avx512(cpuinfo, environ) is expected

@@ -4,10 +4,11 @@ Shapes: `y_true`, `y_pred` are `[batch, H, W, 1]`, masks in {0, 1}, predictions 
 
 - Losses: Keras' own binary cross-entropy and `keras.losses.Dice` (soft Dice over the whole
   batch), and `BceDice`, their sum.
-- `DiceScore`: Dice of the thresholded prediction, accumulated over every pixel of an epoch
-  (2 TP / (2 TP + FP + FN)). Empty-mask rule: when truth and prediction are both empty over
-  everything seen, the score is 1.0 (nothing to find, nothing found). IoU uses Keras'
-  `BinaryIoU` on the tumor class.
+- `DiceScore` and `IoUScore`: Dice (2 TP / (2 TP + FP + FN)) and IoU (TP / (TP + FP + FN)) of the
+  thresholded prediction, accumulated over every pixel of an epoch. Empty-mask rule: when truth
+  and prediction are both empty over everything seen, the score is 1.0 (nothing to find, nothing
+  found). Both count with sums; Keras' `BinaryIoU` builds a confusion matrix with a scatter that
+  took 15-30 ms of each training step (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -41,11 +42,10 @@ def make_loss(name: str) -> keras.losses.Loss:
     raise ValueError(f"loss must be one of {LOSS_NAMES}, got {name!r}")
 
 
-@keras.saving.register_keras_serializable(package="brainmri")
-class DiceScore(keras.metrics.Metric):
-    """Dice of predictions thresholded at `threshold`, over all pixels seen; 1.0 when both are empty."""
+class _OverlapScore(keras.metrics.Metric):
+    """True positives and errors (FP + FN) of predictions thresholded at `threshold`, over all pixels seen."""
 
-    def __init__(self, threshold: float = 0.5, name: str = "dice", **kwargs):
+    def __init__(self, threshold: float = 0.5, name: str = "overlap", **kwargs):
         super().__init__(name=name, **kwargs)
         self.threshold = threshold
         self.true_positives = self.add_variable(shape=(), initializer="zeros", name="tp")
@@ -58,10 +58,10 @@ class DiceScore(keras.metrics.Metric):
         self.true_positives.assign_add(tp)
         self.errors.assign_add(ops.sum(truth) + ops.sum(predicted) - 2.0 * tp)
 
-    def result(self):
-        tp2 = 2.0 * self.true_positives
-        denominator = tp2 + self.errors
-        return ops.where(denominator > 0, tp2 / ops.maximum(denominator, 1.0), 1.0)
+    def _ratio(self, overlap):
+        """overlap / (overlap + errors); 1.0 when nothing was found and nothing was there."""
+        denominator = overlap + self.errors
+        return ops.where(denominator > 0, overlap / ops.maximum(denominator, 1.0), 1.0)
 
     def reset_state(self):
         self.true_positives.assign(0.0)
@@ -71,9 +71,31 @@ class DiceScore(keras.metrics.Metric):
         return {**super().get_config(), "threshold": self.threshold}
 
 
+@keras.saving.register_keras_serializable(package="brainmri")
+class DiceScore(_OverlapScore):
+    """Dice of predictions thresholded at `threshold`, over all pixels seen; 1.0 when both are empty."""
+
+    def __init__(self, threshold: float = 0.5, name: str = "dice", **kwargs):
+        super().__init__(threshold=threshold, name=name, **kwargs)
+
+    def result(self):
+        return self._ratio(2.0 * self.true_positives)
+
+
+@keras.saving.register_keras_serializable(package="brainmri")
+class IoUScore(_OverlapScore):
+    """IoU (Jaccard) of predictions thresholded at `threshold`, over all pixels seen; 1.0 when both are empty."""
+
+    def __init__(self, threshold: float = 0.5, name: str = "iou", **kwargs):
+        super().__init__(threshold=threshold, name=name, **kwargs)
+
+    def result(self):
+        return self._ratio(self.true_positives)
+
+
 def training_metrics(threshold: float = 0.5) -> list[keras.metrics.Metric]:
     """Dice and IoU (tumor class) for `model.compile`; logged as `dice`/`iou` and `val_dice`/`val_iou`."""
     return [
         DiceScore(threshold=threshold, name="dice"),
-        keras.metrics.BinaryIoU(target_class_ids=[1], threshold=threshold, name="iou"),
+        IoUScore(threshold=threshold, name="iou"),
     ]

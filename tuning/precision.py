@@ -9,25 +9,16 @@ where the hardware has it; the measured speeds and Dice are in benchmarks/RESULT
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from brainmri_tfds.runtime import cpu_flags, cpuinfo_field, onednn_below_avx512, read_cpuinfo
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 _BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
-def _cpuinfo() -> str:
-    path = Path("/proc/cpuinfo")
-    return path.read_text() if path.is_file() else ""
-
-
-def _field(cpuinfo: str, name: str) -> list[str]:
-    return [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.split(":", 1)[0].strip() == name]
-
-
 def cpu_has_bfloat16(cpuinfo: str | None = None) -> bool:
     """True where the CPU (Linux /proc/cpuinfo flags) computes bfloat16 natively."""
-    flags = {flag for line in _field(_cpuinfo() if cpuinfo is None else cpuinfo, "flags") for flag in line.split()}
-    return bool(flags & _BF16_CPU_FLAGS)
+    return bool(cpu_flags(cpuinfo) & _BF16_CPU_FLAGS)
 
 
 def cpu_description(cpuinfo: str | None = None) -> str:
@@ -35,21 +26,23 @@ def cpu_description(cpuinfo: str | None = None) -> str:
     as every time or speed figure names its machine."""
     import os
 
-    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
-    model = (_field(cpuinfo, "model name") or ["unknown CPU"])[0]
+    cpuinfo = read_cpuinfo() if cpuinfo is None else cpuinfo
+    model = (cpuinfo_field(cpuinfo, "model name") or ["unknown CPU"])[0]
     bf16 = "bfloat16 (AVX512_BF16/AMX)" if cpu_has_bfloat16(cpuinfo) else "no bfloat16"
     return f"{model}, {os.cpu_count()} CPUs, {bf16}"
 
 
 def resolve_precision(name: str) -> str:
-    """`float32` or `mixed_bfloat16`; `auto` is bfloat16 on a GPU or a bfloat16-capable CPU."""
+    """`float32` or `mixed_bfloat16`; `auto` is bfloat16 on a GPU or a bfloat16-capable CPU (not one
+    whose oneDNN is capped below AVX-512 by `ONEDNN_MAX_CPU_ISA`, which has no bfloat16 kernels then)."""
     if name not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {name!r}")
     if name != "auto":
         return name
     import tensorflow as tf
 
-    return "mixed_bfloat16" if tf.config.list_physical_devices("GPU") or cpu_has_bfloat16() else "float32"
+    bfloat16_cpu = cpu_has_bfloat16() and not onednn_below_avx512()
+    return "mixed_bfloat16" if tf.config.list_physical_devices("GPU") or bfloat16_cpu else "float32"
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import keras
 
@@ -78,6 +79,64 @@ def check_structure(image_size: int, channels: int, depths) -> None:
             )
 
 
+BATCH_NORM_IMPLEMENTATIONS = ("auto", "fused", "parts")
+
+
+@functools.cache
+def onednn_batch_norm_is_slow() -> bool:
+    """Whether oneDNN's batch norm is the slow one here: its kernels below AVX-512 (AVX2 CPUs) take
+    3-10x longer than a 1x1 depthwise convolution to normalize channels-last tensors of more than 8
+    channels (benchmarks/RESULTS.md), in training and in inference."""
+    from brainmri_tfds import runtime
+
+    return runtime.onednn_enabled() and runtime.onednn_below_avx512()
+
+
+def resolve_batch_norm(implementation: str, compute_dtype: str) -> str:
+    """`fused` or `parts`: what FusedBatchNormalization's `implementation` means on this machine."""
+    if implementation == "auto":
+        return "parts" if compute_dtype == "float32" and onednn_batch_norm_is_slow() else "fused"
+    return implementation
+
+
+def _batch_norm_in_parts(inputs, gamma, beta, epsilon: float):
+    """Batch norm over a float32 NHWC batch, computed in parts: the statistics as two sums (the
+    variance as the mean of squares less the squared mean), the normalization as a 1x1 depthwise
+    convolution plus a bias, and the gradient by TensorFlow's fused batch-norm gradient kernel.
+    Returns the output, the batch mean and the unbiased batch variance (for the moving averages)."""
+    import tensorflow as tf
+
+    channels = inputs.shape[-1]
+
+    @tf.custom_gradient
+    def normalize(x, gamma, beta):
+        rows = tf.reshape(x, [-1, channels])
+        count = tf.cast(tf.shape(rows)[0], tf.float32)
+        mean = tf.reduce_sum(rows, 0) / count
+        variance = tf.maximum(tf.reduce_sum(tf.square(rows), 0) / count - tf.square(mean), 0.0)
+        scale = gamma * tf.math.rsqrt(variance + epsilon)
+        outputs = _scale_and_shift(x, scale, beta - mean * scale)
+
+        def gradient(upstream, *unused_statistics_gradients):
+            dx, dgamma, dbeta, _, _ = tf.raw_ops.FusedBatchNormGradV3(
+                y_backprop=upstream, x=x, scale=gamma, reserve_space_1=mean, reserve_space_2=variance,
+                reserve_space_3=tf.zeros([0]), epsilon=epsilon, data_format="NHWC", is_training=True)
+            return dx, dgamma, dbeta
+
+        unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
+        return (outputs, tf.stop_gradient(mean), tf.stop_gradient(unbiased)), gradient
+
+    return normalize(inputs, tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta))  # values: the tape reads the variables
+
+
+def _scale_and_shift(x, scale, shift):
+    """x * scale + shift per channel, as a 1x1 depthwise convolution and a bias (oneDNN's fast kernels)."""
+    import tensorflow as tf
+
+    kernel = tf.reshape(scale, [1, 1, -1, 1])
+    return tf.nn.bias_add(tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "VALID"), shift)
+
+
 @keras.saving.register_keras_serializable(package="brainmri")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """Keras' BatchNormalization computed by TensorFlow's fused kernel, in the layer's compute dtype.
@@ -88,7 +147,23 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     results up to rounding (the moving variance uses the unbiased batch variance, as tf.keras did);
     training at 256x256x3 with 32 filters needs about a quarter less memory. Falls back to Keras'
     implementation off the TensorFlow backend and for masks, renorm or a channel axis not last.
+
+    `implementation`: `fused`; `parts` (float32 only: the statistics as two sums, the normalization as a
+    1x1 depthwise convolution, the gradient by the fused gradient kernel; same results up to
+    rounding); or `auto` (the default): `parts` in float32 where oneDNN's fused kernel is slow
+    (`onednn_batch_norm_is_slow`: CPUs without AVX-512), `fused` everywhere else.
     """
+
+    def __init__(self, implementation: str = "auto", **kwargs):
+        if implementation not in BATCH_NORM_IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {BATCH_NORM_IMPLEMENTATIONS}, got {implementation!r}")
+        super().__init__(**kwargs)
+        if implementation == "parts" and self.compute_dtype != "float32":
+            raise ValueError(f"implementation='parts' computes in float32 only, not {self.compute_dtype}")
+        self.implementation = implementation
+
+    def get_config(self):
+        return {**super().get_config(), "implementation": self.implementation}
 
     def _fusable(self, inputs, mask) -> bool:
         return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
@@ -103,6 +178,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         gamma = self.gamma if self.scale else tf.ones((channels,), "float32")
         beta = self.beta if self.center else tf.zeros((channels,), "float32")
         inputs = tf.cast(inputs, self.compute_dtype)
+        if resolve_batch_norm(self.implementation, self.compute_dtype) == "parts":
+            return self._call_in_parts(inputs, gamma, beta, training and self.trainable)
         if training and self.trainable:
             outputs, moving_mean, moving_variance = tf.compat.v1.nn.fused_batch_norm(
                 inputs, gamma, beta, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon,
@@ -115,15 +192,27 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             is_training=False)
         return outputs
 
+    def _call_in_parts(self, inputs, gamma, beta, training: bool):
+        import tensorflow as tf
 
-def _conv_block(x, filters: int, batch_norm: bool, prefix: str, dtype: str):
+        if training:
+            outputs, mean, variance = _batch_norm_in_parts(inputs, gamma, beta, self.epsilon)
+            self.moving_mean.assign(self.momentum * self.moving_mean + (1.0 - self.momentum) * mean)
+            self.moving_variance.assign(self.momentum * self.moving_variance + (1.0 - self.momentum) * variance)
+            return outputs
+        scale = gamma * tf.math.rsqrt(self.moving_variance + self.epsilon)
+        return _scale_and_shift(inputs, scale, beta - self.moving_mean * scale)
+
+
+def _conv_block(x, filters: int, batch_norm: bool, prefix: str, dtype: str, batch_norm_implementation: str):
     for n in (1, 2):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm, name=f"{prefix}_conv{n}",
                                 dtype=dtype)(x)
         if batch_norm:
             # momentum 0.9: the moving statistics settle within tens of steps (the default 0.99
             # leaves them far off after the few hundred steps a CPU run takes, ruining inference).
-            x = FusedBatchNormalization(momentum=0.9, name=f"{prefix}_bn{n}", dtype=dtype)(x)
+            x = FusedBatchNormalization(momentum=0.9, implementation=batch_norm_implementation, name=f"{prefix}_bn{n}",
+                                        dtype=dtype)(x)
         x = keras.layers.ReLU(name=f"{prefix}_relu{n}", dtype=dtype)(x)
     return x
 
@@ -137,13 +226,15 @@ def build_unet(
     dropout: float = 0.1,
     upsampling: str = "transpose",
     precision: str = "float32",
+    batch_norm_implementation: str = "auto",
 ) -> keras.Model:
     """U-Net with `depth` down-sampling levels, filters doubling per level, one sigmoid output.
 
     Input `[batch, image_size, image_size, channels]` float in [0, 1]; output
     `[batch, image_size, image_size, 1]` float32, the probability of tumor per pixel.
     `precision` is a Keras dtype policy for every layer but the output: `float32` or
-    `mixed_bfloat16` (see tuning/precision.py).
+    `mixed_bfloat16` (see tuning/precision.py). `batch_norm_implementation`: how the batch norms
+    compute (FusedBatchNormalization; `auto`, the default, picks the faster for this machine).
     """
     check_structure(image_size, channels, (depth,))
     if upsampling not in UPSAMPLING:
@@ -153,10 +244,10 @@ def build_unet(
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x, skips = inputs, []
     for level in range(depth):
-        x = _conv_block(x, base_filters * 2**level, batch_norm, f"enc{level}", precision)
+        x = _conv_block(x, base_filters * 2**level, batch_norm, f"enc{level}", precision, batch_norm_implementation)
         skips.append(x)
         x = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool", dtype=precision)(x)
-    x = _conv_block(x, base_filters * 2**depth, batch_norm, "bottleneck", precision)
+    x = _conv_block(x, base_filters * 2**depth, batch_norm, "bottleneck", precision, batch_norm_implementation)
     if dropout:
         x = keras.layers.Dropout(dropout, name="bottleneck_dropout", dtype=precision)(x)
     for level in reversed(range(depth)):
@@ -167,7 +258,7 @@ def build_unet(
             x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"dec{level}_resize", dtype=precision)(x)
             x = keras.layers.Conv2D(filters, 3, padding="same", name=f"dec{level}_up", dtype=precision)(x)
         x = keras.layers.Concatenate(name=f"dec{level}_concat", dtype=precision)([x, skips[level]])
-        x = _conv_block(x, filters, batch_norm, f"dec{level}", precision)
+        x = _conv_block(x, filters, batch_norm, f"dec{level}", precision, batch_norm_implementation)
     outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="mask")(x)
     return keras.Model(inputs, outputs, name=f"unet_d{depth}_f{base_filters}")
 
