@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "depth": args.depth, "base_filters": args.base_filters, "image_size": args.image_size,
         "channels": args.channels, "batch_size": args.batch_size, "steps": args.steps,
         "precision": precision, "jit_compile": args.jit_compile, "parameters": model.count_params(),
-        "batch_norm": resolve_batch_norm(args.batch_norm, "bfloat16" if precision == "mixed_bfloat16" else "float32"),
+        "batch_norm": resolve_batch_norm(args.batch_norm, "float32" if precision == "float32" else "bfloat16"),
         "train_images_per_s": round(args.batch_size / _median_step_seconds(model, in_memory, args.steps, args.warmup), 2),
     }
     if not args.skip_pipeline:

@@ -46,6 +46,18 @@ def test_speed_benchmark_prints_every_figure(synthetic_data_dir):
                 "train_gflop_per_s", "predict_gflop_per_s", "fp32_peak_gflop_per_s", "matmul_gflop_per_s"):
         assert figures[key] > 0
     assert figures["precision"] in ("float32", "mixed_bfloat16")
+    assert figures["batch_norm"] in ("fused", "parts") and isinstance(figures["onednn_below_avx512"], bool)
+
+
+def test_as_avx2_runs_a_command_with_every_kernel_library_capped_at_avx2():
+    script = str(ROOT / "benchmarks" / "as_avx2.sh")
+    code = ("import os; from brainmri_tfds.runtime import onednn_below_avx512; "
+            "print(os.environ['ONEDNN_MAX_CPU_ISA'], os.environ['ATEN_CPU_CAPABILITY'], onednn_below_avx512())")
+    result = subprocess.run(["bash", script, sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and result.stdout.split()[-3:] == ["AVX2", "avx2", "True"], result.stderr[-2000:]
+    usage = subprocess.run(["bash", script], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "benchmarks/speed.py" in usage.stdout
 
 
 def test_flops_are_counted_from_the_architecture_and_the_peak_from_the_cpu():
@@ -77,6 +89,25 @@ def test_conv_kernels_times_the_unets_own_convolutions(capsys, monkeypatch):
                         "--alternatives"]) == 0  # which checks each alternative against TensorFlow's gradient
     out = capsys.readouterr().out
     assert "dec0_conv1" in out and all(f"  {kernel}" in out for kernel in script.KERNELS + script.ALTERNATIVES)
+
+
+def test_batch_norm_kernels_times_both_implementations_for_every_batch_norm(capsys):
+    script = _script("benchmarks/analyses/batch_norm_kernels.py")
+    assert script.main(["--depth", "1", "--base-filters", "4", "--image-size", "16", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["enc0_bn1", "enc0_bn2", "bottleneck_bn1", "bottleneck_bn2",
+                                                       "dec0_bn1", "dec0_bn2", "all"]
+    assert all(float(figure) > 0 for figure in lines[-1].split()[1:]) and len(lines[-1].split()) == 5
+
+
+@pytest.mark.parametrize("predict", [False, True])
+def test_step_profile_ranks_the_ops_of_a_step(capsys, predict):
+    script = _script("benchmarks/analyses/step_profile.py")
+    assert script.main(["--depth", "1", "--base-filters", "4", "--image-size", "16", "--steps", "1"]
+                       + (["--predict"] if predict else [])) == 0
+    out = capsys.readouterr().out
+    # weight gradients only in training (prediction's transposed convolutions are input gradients)
+    assert "wall time" in out and "Conv2D" in out and ("Conv2DBackpropFilter" in out) is not predict
 
 
 def test_brain_boxes_gives_the_side_of_each_patients_square(synthetic_data_dir, capsys):

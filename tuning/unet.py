@@ -84,12 +84,16 @@ BATCH_NORM_IMPLEMENTATIONS = ("auto", "fused", "parts")
 
 @functools.cache
 def onednn_batch_norm_is_slow() -> bool:
-    """Whether oneDNN's batch norm is the slow one here: its kernels below AVX-512 (AVX2 CPUs) take
-    3-10x longer than a 1x1 depthwise convolution to normalize channels-last tensors of more than 8
-    channels (benchmarks/RESULTS.md), in training and in inference."""
+    """Whether oneDNN's batch norm is the slow one here: below AVX-512 (AVX2 CPUs) its kernel takes 3-8x
+    as long as a 1x1 depthwise convolution to normalize channels-last tensors of more than 8 channels;
+    over the default U-Net's batch norms, `parts` is 1.8x faster in training and 4.2x in inference
+    there, and 1.25x slower with AVX-512 (benchmarks/analyses/batch_norm_kernels.py, RESULTS.md).
+    Not where a GPU computes."""
+    import tensorflow as tf
+
     from brainmri_tfds import runtime
 
-    return runtime.onednn_enabled() and runtime.onednn_below_avx512()
+    return runtime.onednn_enabled() and runtime.onednn_below_avx512() and not tf.config.list_physical_devices("GPU")
 
 
 def resolve_batch_norm(implementation: str, compute_dtype: str) -> str:
@@ -126,7 +130,8 @@ def _batch_norm_in_parts(inputs, gamma, beta, epsilon: float):
         unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
         return (outputs, tf.stop_gradient(mean), tf.stop_gradient(unbiased)), gradient
 
-    return normalize(inputs, tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta))  # values: the tape reads the variables
+    # Tensors, not the variables: the tape outside reads them, and custom_gradient takes no variables.
+    return normalize(inputs, tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta))
 
 
 def _scale_and_shift(x, scale, shift):

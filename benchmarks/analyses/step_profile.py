@@ -1,0 +1,105 @@
+"""Benchmark: where a training (or prediction) step's time goes, op by op, from TensorFlow's profiler.
+
+    python benchmarks/analyses/step_profile.py --depth 4 --base-filters 16 --image-size 128 --channels 1 --batch-size 16
+    python benchmarks/analyses/step_profile.py --predict ...    # the folded model, as evaluate.py predicts
+
+Builds and compiles the U-Net as train.py does (`build_unet`, `compile_unet`: BCE+Dice, Adam, the
+Dice and IoU metrics), warms it up, then profiles `--steps` steps on one in-memory batch and sums
+each TensorFlow op type's time on the executor threads, per step. TensorFlow runs independent ops
+at the same time (a layer's input and weight gradients, for one), so the op times add up to more
+than the step's wall time: they rank where the time goes, they are not a partition of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for unet_flops
+
+from unet_flops import add_shape_arguments  # noqa: E402
+
+
+def op_milliseconds(trace_dir: Path) -> collections.Counter:
+    """Total milliseconds per op type on TensorFlow's executor threads, from a profiler trace."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    totals = collections.Counter()
+    for path in trace_dir.rglob("*.xplane.pb"):
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(path.read_bytes())
+        for plane in space.planes:
+            if plane.name != "/host:CPU":
+                continue
+            for line in plane.lines:
+                if not line.name.startswith("tf_Compute"):
+                    continue
+                for event in line.events:
+                    name = plane.event_metadata[event.metadata_id].name
+                    if ":" in name and "::" not in name:  # "scope/op:OpType", not the executor's "Class::method"
+                        totals[name.rsplit(":", 1)[1]] += event.duration_ps / 1e9
+    return totals
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_shape_arguments(parser)
+    parser.add_argument("--steps", type=int, default=5, help="profiled steps (default 5)")
+    parser.add_argument("--predict", action="store_true", help="profile prediction instead of training")
+    parser.add_argument("--top", type=int, default=25, help="op types listed (default 25)")
+    args = parser.parse_args(argv)
+    if min(args.depth, args.base_filters, args.channels, args.batch_size, args.steps, args.top) < 1:
+        parser.error("--depth, --base-filters, --channels, --batch-size, --steps and --top must be at least 1")
+    if args.image_size % 2**args.depth:
+        parser.error(f"--image-size must be a multiple of 2**depth = {2**args.depth}")
+
+    import brainmri_tfds  # noqa: F401  (oneDNN's kernels on, as in training)
+    import numpy as np
+    import tensorflow as tf
+
+    from tuning.precision import cpu_description, resolve_precision
+    from tuning.unet import UNetConfig, build_unet, compile_unet, fold_batch_norm, resolve_batch_norm
+
+    config = UNetConfig(depth=args.depth, base_filters=args.base_filters)
+    precision = resolve_precision("auto")
+    model = compile_unet(build_unet(args.image_size, args.channels, **config.architecture(), precision=precision),
+                         config.learning_rate, config.loss)
+    rng = np.random.default_rng(0)
+    shape = (args.batch_size, args.image_size, args.image_size)
+    images = rng.random(shape + (args.channels,), np.float32)
+    masks = (rng.random(shape + (1,)) > 0.9).astype(np.float32)
+    if args.predict:
+        folded = fold_batch_norm(model)
+        step = lambda: folded.predict_on_batch(images)  # noqa: E731
+    else:
+        step = lambda: model.train_on_batch(images, masks)  # noqa: E731
+    for _ in range(3):
+        step()
+    with tempfile.TemporaryDirectory() as trace_dir:
+        tf.profiler.experimental.start(trace_dir)
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        wall = (time.perf_counter() - start) / args.steps
+        tf.profiler.experimental.stop()
+        totals = op_milliseconds(Path(trace_dir))
+
+    batch_norm = resolve_batch_norm("auto", "bfloat16" if precision == "mixed_bfloat16" else "float32")
+    print(f"CPU: {cpu_description()}; {'prediction' if args.predict else 'training'} step of U-Net "
+          f"({args.depth}, {args.base_filters}, {args.image_size}, {args.channels}), batch {args.batch_size}, "
+          f"{precision}, batch norm {batch_norm}")
+    print(f"wall time {1000 * wall:.1f} ms a step (profiled); op times summed over both executor threads, "
+          f"{sum(totals.values()) / args.steps:.1f} ms a step:")
+    for op, milliseconds in totals.most_common(args.top):
+        print(f"  {milliseconds / args.steps:8.1f} ms  {op}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
