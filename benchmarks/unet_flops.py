@@ -31,6 +31,17 @@ def add_shape_arguments(parser) -> None:
         parser.add_argument(f"--{name}", type=int, default=default, help=f"(default {default})")
 
 
+def check_shape_arguments(parser, args, *counts: str) -> None:
+    """parser.error unless the shape arguments and the named `counts` (e.g. "repeats") are at least 1
+    and the image halves evenly `depth` times."""
+    names = ["depth", "base_filters", "channels", "batch_size", *counts]
+    if min(getattr(args, name) for name in names) < 1:
+        flags = [f"--{name.replace('_', '-')}" for name in names]
+        parser.error(f"{', '.join(flags[:-1])} and {flags[-1]} must be at least 1")
+    if args.image_size % 2**args.depth:
+        parser.error(f"--image-size must be a multiple of 2**depth = {2**args.depth}")
+
+
 def forward_flops(depth: int, base_filters: int, image_size: int, channels: int) -> float:
     """FLOPs of one image's forward pass through the convolutions."""
     widths = [base_filters * 2**level for level in range(depth + 1)]

@@ -110,6 +110,16 @@ def test_step_profile_ranks_the_ops_of_a_step(capsys, predict):
     assert "wall time" in out and "Conv2D" in out and ("Conv2DBackpropFilter" in out) is not predict
 
 
+@pytest.mark.parametrize("script, argv, message", [
+    ("step_profile.py", ["--top", "0"], "--steps and --top must be at least 1"),
+    ("batch_norm_kernels.py", ["--depth", "3", "--image-size", "20"], "multiple of 2**depth = 8"),
+])
+def test_the_analyses_refuse_shapes_they_cannot_build(capsys, script, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        _script_main(f"benchmarks/analyses/{script}")(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_brain_boxes_gives_the_side_of_each_patients_square(synthetic_data_dir, capsys):
     main = _script_main("benchmarks/analyses/brain_boxes.py")
     assert main(["--data-dir", synthetic_data_dir, "--config", "synthetic"]) == 0

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # conv_kernels, 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for unet_flops
 
 from conv_kernels import conv_shapes  # noqa: E402
-from unet_flops import add_shape_arguments  # noqa: E402
+from unet_flops import add_shape_arguments, check_shape_arguments  # noqa: E402
 
 IMPLEMENTATIONS = ("fused", "parts")
 PASSES = ("training", "inference")
@@ -71,10 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     add_shape_arguments(parser)
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per figure (default 10)")
     args = parser.parse_args(argv)
-    if min(args.depth, args.base_filters, args.channels, args.batch_size, args.repeats) < 1:
-        parser.error("--depth, --base-filters, --channels, --batch-size and --repeats must be at least 1")
-    if args.image_size % 2**args.depth:
-        parser.error(f"--image-size must be a multiple of 2**depth = {2**args.depth}")
+    check_shape_arguments(parser, args, "repeats")
 
     import brainmri_tfds  # noqa: F401  (oneDNN's kernels on, as in training)
     from brainmri_tfds.runtime import onednn_below_avx512

@@ -26,7 +26,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for unet_flops
 
-from unet_flops import add_shape_arguments, matmul_gflops  # noqa: E402
+from unet_flops import add_shape_arguments, check_shape_arguments, matmul_gflops  # noqa: E402
 
 KERNELS = ("forward", "input gradient", "weight gradient")
 ALTERNATIVES = ("as a forward convolution", "as nine products", "as im2col")
@@ -110,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alternatives", action="store_true",
                         help="also time the weight gradient computed three other ways (see above)")
     args = parser.parse_args(argv)
-    if min(args.depth, args.base_filters, args.channels, args.batch_size, args.repeats) < 1:
-        parser.error("--depth, --base-filters, --channels, --batch-size and --repeats must be at least 1")
-    if args.image_size % 2**args.depth:
-        parser.error(f"--image-size must be a multiple of 2**depth = {2**args.depth}")
+    check_shape_arguments(parser, args, "repeats")
 
     import brainmri_tfds  # noqa: F401  (oneDNN's kernels on, as in training)
     from tuning.precision import cpu_description

@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for unet_flops
 
-from unet_flops import add_shape_arguments  # noqa: E402
+from unet_flops import add_shape_arguments, check_shape_arguments  # noqa: E402
 
 
 def op_milliseconds(trace_dir: Path) -> collections.Counter:
@@ -54,10 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predict", action="store_true", help="profile prediction instead of training")
     parser.add_argument("--top", type=int, default=25, help="op types listed (default 25)")
     args = parser.parse_args(argv)
-    if min(args.depth, args.base_filters, args.channels, args.batch_size, args.steps, args.top) < 1:
-        parser.error("--depth, --base-filters, --channels, --batch-size, --steps and --top must be at least 1")
-    if args.image_size % 2**args.depth:
-        parser.error(f"--image-size must be a multiple of 2**depth = {2**args.depth}")
+    check_shape_arguments(parser, args, "steps", "top")
 
     import brainmri_tfds  # noqa: F401  (oneDNN's kernels on, as in training)
     import numpy as np
