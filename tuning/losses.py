@@ -8,7 +8,7 @@ Shapes: `y_true`, `y_pred` are `[batch, H, W, 1]`, masks in {0, 1}, predictions 
   thresholded prediction, accumulated over every pixel of an epoch. Empty-mask rule: when truth
   and prediction are both empty over everything seen, the score is 1.0 (nothing to find, nothing
   found). Both count with sums; Keras' `BinaryIoU` builds a confusion matrix with a scatter that
-  took 15-30 ms of each training step (benchmarks/RESULTS.md).
+  took 15-20 ms of each training step (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ BATCH_NORM_IMPLEMENTATIONS = ("auto", "fused", "parts")
 @functools.cache
 def onednn_batch_norm_is_slow() -> bool:
     """Whether oneDNN's batch norm is the slow one here: below AVX-512 (AVX2 CPUs) its kernel takes 3-8x
-    as long as a 1x1 depthwise convolution to normalize channels-last tensors of more than 8 channels;
+    as long as a 1x1 depthwise convolution to normalize the U-Net's channels-last tensors (16-512 channels);
     over the default U-Net's batch norms, `parts` is 1.8x faster in training and 4.2x in inference
     there, and 1.25x slower with AVX-512 (benchmarks/analyses/batch_norm_kernels.py, RESULTS.md).
     Not where a GPU computes."""
