@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="profiled steps (default 5)")
     parser.add_argument("--predict", action="store_true", help="profile prediction instead of training")
     parser.add_argument("--top", type=int, default=25, help="op types listed (default 25)")
+    parser.add_argument("--batch-norm", choices=("auto", "fused", "parts"), default="auto",
+                        help="how the batch norms train (default auto, as train.py; tuning/unet.py)")
     args = parser.parse_args(argv)
     check_shape_arguments(parser, args, "steps", "top")
 
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = UNetConfig(depth=args.depth, base_filters=args.base_filters)
     precision = resolve_precision("auto")
-    model = compile_unet(build_unet(args.image_size, args.channels, **config.architecture(), precision=precision),
+    model = compile_unet(build_unet(args.image_size, args.channels, **config.architecture(), precision=precision,
+                                    batch_norm_implementation=args.batch_norm),
                          config.learning_rate, config.loss)
     rng = np.random.default_rng(0)
     shape = (args.batch_size, args.image_size, args.image_size)
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         tf.profiler.experimental.stop()
         totals = op_milliseconds(Path(trace_dir))
 
-    batch_norm = resolve_batch_norm("auto", "bfloat16" if precision == "mixed_bfloat16" else "float32")
+    batch_norm = resolve_batch_norm(args.batch_norm, "float32" if precision == "float32" else "bfloat16")
     print(f"CPU: {cpu_description()}; {'prediction' if args.predict else 'training'} step of U-Net "
           f"({args.depth}, {args.base_filters}, {args.image_size}, {args.channels}), batch {args.batch_size}, "
           f"{precision}, batch norm {batch_norm}")
