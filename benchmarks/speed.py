@@ -43,6 +43,7 @@ import brainmri_tfds  # noqa: E402, F401  (sets TensorFlow's CPU kernels for thi
 
 def parse_args(argv):
     from tuning.precision import add_precision_argument
+    from tuning.unet import add_batch_norm_argument
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depth", type=int, default=4)
@@ -58,9 +59,7 @@ def parse_args(argv):
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
                         help="XLA compilation of the train and predict steps (default auto, as train.py)")
     parser.add_argument("--skip-pipeline", action="store_true", help="leave out train_images_per_s_pipeline")
-    parser.add_argument("--batch-norm", choices=("auto", "fused", "parts"), default="auto",
-                        help="how the batch norms train (default auto: parts where oneDNN runs below AVX-512, "
-                             "in float32; tuning/unet.py)")
+    add_batch_norm_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from tuning.precision import cpu_description, resolve_precision
-    from tuning.unet import UNetConfig, build_unet, compile_unet, fold_batch_norm, resolve_batch_norm
+    from tuning.unet import UNetConfig, batch_norm_in_use, build_unet, compile_unet, fold_batch_norm
     from unet_flops import efficiency  # beside this script
 
     config = UNetConfig(depth=args.depth, base_filters=args.base_filters, dropout=0.0, batch_norm=True,
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "depth": args.depth, "base_filters": args.base_filters, "image_size": args.image_size,
         "channels": args.channels, "batch_size": args.batch_size, "steps": args.steps,
         "precision": precision, "jit_compile": args.jit_compile, "parameters": model.count_params(),
-        "batch_norm": resolve_batch_norm(args.batch_norm, "float32" if precision == "float32" else "bfloat16"),
+        "batch_norm": batch_norm_in_use(model),
         "train_images_per_s": round(args.batch_size / _median_step_seconds(model, in_memory, args.steps, args.warmup), 2),
     }
     if not args.skip_pipeline:

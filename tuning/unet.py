@@ -103,6 +103,21 @@ def resolve_batch_norm(implementation: str, compute_dtype: str) -> str:
     return implementation
 
 
+def add_batch_norm_argument(parser) -> None:
+    """`--batch-norm`, as the speed benchmarks take it (default auto, as train.py builds)."""
+    parser.add_argument("--batch-norm", choices=BATCH_NORM_IMPLEMENTATIONS, default="auto",
+                        help="how the batch norms compute (default auto: parts where oneDNN runs below AVX-512, "
+                             "in float32, fused elsewhere; tuning/unet.py)")
+
+
+def batch_norm_in_use(model: keras.Model) -> str:
+    """How `model`'s batch norms compute on this machine: `fused`, `parts`, or `none` without any."""
+    for layer in model.layers:
+        if isinstance(layer, FusedBatchNormalization):
+            return layer.resolved_implementation
+    return "none"
+
+
 def _batch_norm_in_parts(inputs, gamma, beta, epsilon: float):
     """Batch norm over a float32 NHWC batch, computed in parts: the statistics as two sums (the
     variance as the mean of squares less the squared mean), the normalization as a 1x1 depthwise
@@ -170,6 +185,11 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     def get_config(self):
         return {**super().get_config(), "implementation": self.implementation}
 
+    @property
+    def resolved_implementation(self) -> str:
+        """`fused` or `parts`: what `implementation` means on this machine for this layer's dtype."""
+        return resolve_batch_norm(self.implementation, self.compute_dtype)
+
     def _fusable(self, inputs, mask) -> bool:
         return (keras.backend.backend() == "tensorflow" and mask is None and not self.renorm
                 and len(inputs.shape) == 4 and self.axis in (-1, 3))
@@ -183,7 +203,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         gamma = self.gamma if self.scale else tf.ones((channels,), "float32")
         beta = self.beta if self.center else tf.zeros((channels,), "float32")
         inputs = tf.cast(inputs, self.compute_dtype)
-        if resolve_batch_norm(self.implementation, self.compute_dtype) == "parts":
+        if self.resolved_implementation == "parts":
             return self._call_in_parts(inputs, gamma, beta, training and self.trainable)
         if training and self.trainable:
             outputs, moving_mean, moving_variance = tf.compat.v1.nn.fused_batch_norm(

@@ -48,13 +48,14 @@ def op_milliseconds(trace_dir: Path) -> collections.Counter:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tuning.unet import add_batch_norm_argument
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_shape_arguments(parser)
     parser.add_argument("--steps", type=int, default=5, help="profiled steps (default 5)")
     parser.add_argument("--predict", action="store_true", help="profile prediction instead of training")
     parser.add_argument("--top", type=int, default=25, help="op types listed (default 25)")
-    parser.add_argument("--batch-norm", choices=("auto", "fused", "parts"), default="auto",
-                        help="how the batch norms train (default auto, as train.py; tuning/unet.py)")
+    add_batch_norm_argument(parser)
     args = parser.parse_args(argv)
     check_shape_arguments(parser, args, "steps", "top")
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from tuning.precision import cpu_description, resolve_precision
-    from tuning.unet import UNetConfig, build_unet, compile_unet, fold_batch_norm, resolve_batch_norm
+    from tuning.unet import UNetConfig, batch_norm_in_use, build_unet, compile_unet, fold_batch_norm
 
     config = UNetConfig(depth=args.depth, base_filters=args.base_filters)
     precision = resolve_precision("auto")
@@ -90,10 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         tf.profiler.experimental.stop()
         totals = op_milliseconds(Path(trace_dir))
 
-    batch_norm = resolve_batch_norm(args.batch_norm, "float32" if precision == "float32" else "bfloat16")
     print(f"CPU: {cpu_description()}; {'prediction' if args.predict else 'training'} step of U-Net "
           f"({args.depth}, {args.base_filters}, {args.image_size}, {args.channels}), batch {args.batch_size}, "
-          f"{precision}, batch norm {batch_norm}")
+          f"{precision}, batch norm {batch_norm_in_use(model)}")
     print(f"wall time {1000 * wall:.1f} ms a step (profiled); op times summed over both executor threads, "
           f"{sum(totals.values()) / args.steps:.1f} ms a step:")
     for op, milliseconds in totals.most_common(args.top):
