@@ -12,7 +12,8 @@ batch size over the median step time.
 - train_images_per_s_pipeline: `fit` on `brainmri_tfds.make_dataset` (the real pipeline: cached,
   shuffled, augmented, prefetched) of the built synthetic config (built into --data-dir if absent);
 - predict_images_per_s: `predict_on_batch` of the model with batch norm folded into the
-  convolutions, as evaluate.py predicts;
+  convolutions and each batch computed in `prediction_streams` parts at the same time
+  (`tuning.evaluation.predictor.for_inference`), as evaluate.py predicts;
 - peak_rss_mb: the process's peak resident memory;
 - *_gflop_per_s and *_pct_of_matmul: the arithmetic those speeds achieve, against a float32 matrix
   product timed in the same process; fp32_peak_gflop_per_s: the nominal peak at the reported
@@ -58,6 +59,9 @@ def parse_args(argv):
     add_precision_argument(parser)
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
                         help="XLA compilation of the train and predict steps (default auto, as train.py)")
+    parser.add_argument("--prediction-streams", type=int,
+                        help="parts each predicted batch is cut into, computed at the same time (default: as "
+                             "evaluate.py predicts on this machine, tuning/evaluation/predictor.py)")
     parser.add_argument("--skip-pipeline", action="store_true", help="leave out train_images_per_s_pipeline")
     add_batch_norm_argument(parser)
     return parser.parse_args(argv)
@@ -91,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
+    from tuning.evaluation.predictor import for_inference
     from tuning.precision import cpu_description, resolve_precision
-    from tuning.unet import UNetConfig, batch_norm_in_use, build_unet, compile_unet, fold_batch_norm
+    from tuning.unet import UNetConfig, batch_norm_in_use, build_unet, compile_unet
     from unet_flops import efficiency  # beside this script
 
     config = UNetConfig(depth=args.depth, base_filters=args.base_filters, dropout=0.0, batch_norm=True,
@@ -130,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         result["pipeline_overhead_pct"] = round(
             100 * (result["train_images_per_s"] / result["train_images_per_s_pipeline"] - 1), 1)
 
-    seconds = _median_predict_seconds(fold_batch_norm(model), images, args.steps, args.warmup)  # as evaluate.py
+    predictor = for_inference(model, args.prediction_streams)  # as evaluate.py
+    result["prediction_streams"] = predictor.streams
+    seconds = _median_predict_seconds(predictor, images, args.steps, args.warmup)
     result["predict_images_per_s"] = round(args.batch_size / seconds, 2)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result.update(efficiency(result))

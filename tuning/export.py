@@ -82,8 +82,8 @@ def export(model_path: str | Path, out: str | Path, formats=FORMATS) -> dict[str
     from tuning.evaluation.inference import load_trained
     from tuning.runfolder import InferenceChoice, write_json
 
-    model, run = load_trained(model_path)  # batch norm folded into the convolutions
-    model = as_float32(model)
+    predictor, run = load_trained(model_path)
+    model = as_float32(predictor.model)  # batch norm folded into the convolutions
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = {}

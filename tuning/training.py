@@ -26,7 +26,7 @@ from brainmri_tfds import pipeline
 from tuning import runfolder
 from tuning.patient_dice import METRIC, PatientDice
 from tuning.runfolder import RunConfig
-from tuning.unet import build_unet, compile_unet, ema_callbacks, fold_batch_norm
+from tuning.unet import build_unet, compile_unet, ema_callbacks
 
 # Validation loss, not the thresholded validation Dice, picks the model, cuts the learning rate and
 # stops early: an early model that paints blobs can score a high thresholded Dice on a few
@@ -215,8 +215,9 @@ def choose_inference(out: Path, run: RunConfig) -> runfolder.InferenceChoice:
     """How out/model.keras's probabilities become masks (the fixed defaults), with every candidate
     setting's score on `run`'s validation patients."""
     from tuning.evaluation.inference import InferenceSettings, score_on
+    from tuning.evaluation.predictor import for_inference
 
-    model = fold_batch_norm(keras.saving.load_model(out / "model.keras", compile=False))
+    model = for_inference(keras.saving.load_model(out / "model.keras", compile=False))
     candidates = score_on(model, run.data, run.splits["validation"])
     settings = InferenceSettings()
     score = next(c["mean_patient_dice"] for c in candidates

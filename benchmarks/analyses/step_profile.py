@@ -1,7 +1,7 @@
 """Benchmark: where a training (or prediction) step's time goes, op by op, from TensorFlow's profiler.
 
     python benchmarks/analyses/step_profile.py --depth 4 --base-filters 16 --image-size 128 --channels 1 --batch-size 16
-    python benchmarks/analyses/step_profile.py --predict ...    # the folded model, as evaluate.py predicts
+    python benchmarks/analyses/step_profile.py --predict ...    # prediction as evaluate.py predicts (tuning/evaluation/predictor.py)
 
 Builds and compiles the U-Net as train.py does (`build_unet`, `compile_unet`: BCE+Dice, Adam, the
 Dice and IoU metrics), warms it up, then profiles `--steps` steps on one in-memory batch and sums
@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
+    from tuning.evaluation.predictor import for_inference
     from tuning.precision import cpu_description, resolve_precision
-    from tuning.unet import UNetConfig, batch_norm_in_use, build_unet, compile_unet, fold_batch_norm
+    from tuning.unet import UNetConfig, batch_norm_in_use, build_unet, compile_unet
 
     config = UNetConfig(depth=args.depth, base_filters=args.base_filters)
     precision = resolve_precision("auto")
@@ -76,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     images = rng.random(shape + (args.channels,), np.float32)
     masks = (rng.random(shape + (1,)) > 0.9).astype(np.float32)
     if args.predict:
-        folded = fold_batch_norm(model)
-        step = lambda: folded.predict_on_batch(images)  # noqa: E731
+        predictor = for_inference(model)
+        step = lambda: predictor.predict_on_batch(images)  # noqa: E731
     else:
         step = lambda: model.train_on_batch(images, masks)  # noqa: E731
     for _ in range(3):

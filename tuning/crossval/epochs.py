@@ -87,8 +87,8 @@ def round_scores(folder: Path) -> dict[str, dict]:
     import keras
 
     from tuning.evaluation.inference import InferenceSettings, patient_dice, predict_patients, read_slices
+    from tuning.evaluation.predictor import for_inference
     from tuning.runfolder import InferenceChoice, RunConfig
-    from tuning.unet import fold_batch_norm
 
     record = read_json(folder / "round.json", "round record")
     run, choice = RunConfig.read(folder), InferenceChoice.read(folder)
@@ -99,7 +99,7 @@ def round_scores(folder: Path) -> dict[str, dict]:
     def probabilities(epochs: list[int]) -> dict:
         """The test patients' volumes predicted with `epochs`' weights averaged."""
         model.set_weights(average_weights(model, [folder / "epochs" / f"epoch_{e:03d}.weights.h5" for e in epochs]))
-        return predict_patients(fold_batch_norm(model), slices, run.data, settings.flip_average, progress=False)
+        return predict_patients(for_inference(model), slices, run.data, settings.flip_average, progress=False)
 
     one_epoch = {}  # epoch -> its volumes: several candidates predict with the same epoch's weights
 

@@ -92,13 +92,14 @@ class PatientVolume:
 
 
 def load_trained(path: str | Path, dataset: str | None = None, data_dir: str | None = None):
-    """(model loaded in safe mode, batch norm folded for inference; its RunConfig) from a model.keras
+    """(model loaded in safe mode, ready to predict (`predictor.for_inference`); its RunConfig) from a model.keras
     with train.py's config.json beside it. `dataset` and `data_dir` override what config.json records. Raises ValueError (one
     line naming the file) for a missing, corrupt or foreign model, or one config.json does not fit."""
     import keras
 
+    from tuning.evaluation.predictor import for_inference
     from tuning.runfolder import RunConfig
-    from tuning.unet import fold_batch_norm  # also registers the U-Net's own layers for loading
+    import tuning.unet  # noqa: F401  (registers the U-Net's own layers for loading)
 
     path = Path(path)
     if not path.is_file():
@@ -122,7 +123,7 @@ def load_trained(path: str | Path, dataset: str | None = None, data_dir: str | N
     mask_shape = (None, data.image_size, data.image_size, 1)
     if not isinstance(model.output_shape, tuple) or tuple(model.output_shape) != mask_shape:
         raise ValueError(f"{path}: not a brainmri U-Net (it outputs {model.output_shape}, a U-Net outputs {mask_shape})")
-    return fold_batch_norm(model), run
+    return for_inference(model), run
 
 
 def predict_probabilities(model, images: np.ndarray, data, flip_average: bool, box=None) -> np.ndarray:

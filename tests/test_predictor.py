@@ -1,0 +1,53 @@
+"""Prediction as evaluate.py runs it: batch norm folded, each batch computed in streams, same result."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def model():
+    from tuning.unet import build_unet
+
+    model = build_unet(image_size=32, channels=2, depth=2, base_filters=4)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # batch-norm statistics away from 0 and 1, so that folding does something
+        if layer.name.endswith("_bn1"):
+            layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size=layer.moving_variance.shape))
+    return model
+
+
+@pytest.mark.parametrize("streams", [1, 2, 3])
+def test_streamed_prediction_is_the_models_own_for_every_batch_size(model, streams):
+    from tuning.evaluation.predictor import StreamedPredictor
+
+    predictor = StreamedPredictor(model, streams)
+    for size in (1, 2, 5):  # smaller than, equal to and not a multiple of the streams
+        images = np.random.default_rng(size).random((size, 32, 32, 2), np.float32)
+        predicted = predictor.predict_on_batch(images)
+        assert predicted.shape == (size, 32, 32, 1)
+        np.testing.assert_allclose(predicted, model.predict_on_batch(images), atol=1e-6)
+    assert predictor._predict.experimental_get_tracing_count() == 1  # one graph for every batch size
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_each_stream_runs_its_own_copy_of_the_network(model, streams):
+    from tuning.evaluation.predictor import StreamedPredictor
+
+    predictor = StreamedPredictor(model, streams)
+    graph = predictor._predict.get_concrete_function().graph
+    sigmoids = [op for op in graph.get_operations() if op.type == "Sigmoid"]
+    assert len(sigmoids) == streams  # one output layer per part, independent branches of one graph
+
+
+def test_for_inference_folds_the_batch_norms_and_refuses_zero_streams(model):
+    from tuning.evaluation.predictor import StreamedPredictor, for_inference
+    from tuning.unet import FoldedBatchNorm
+
+    predictor = for_inference(model, streams=2)
+    assert predictor.streams == 2
+    assert any(isinstance(layer, FoldedBatchNorm) for layer in predictor.model.layers)
+    images = np.random.default_rng(0).random((4, 32, 32, 2), np.float32)
+    np.testing.assert_allclose(predictor.predict_on_batch(images), model.predict_on_batch(images), atol=1e-5)
+    with pytest.raises(ValueError, match="streams"):
+        StreamedPredictor(model, 0)

@@ -1,0 +1,64 @@
+"""A trained U-Net made ready to predict: batch norm folded, each batch computed in streams.
+
+    predictor = for_inference(model)               # what evaluate.py, train.py and the benchmarks predict with
+    probabilities = predictor.predict_on_batch(images)   # [N, H, W, 1], the same as the model's own
+
+On a CPU one batch of the default U-Net (16 images of 128 px) leaves cores idle between and
+inside its small operations; cut into two halves, TensorFlow computes the halves at the same
+time (independent branches of one graph run side by side on its inter-op threads) and the idle
+time of one is work for the other. Inference treats every image on its own, so the result is the
+model's own prediction, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def prediction_streams() -> int:
+    """How many parts a batch is cut into on this machine: 2 on a CPU, 1 where a GPU computes.
+
+    On the 2-core bf16 Xeon, two halves predict the default U-Net (4, 16, 128, 1), batch 16, 1.21x
+    as fast in bfloat16 and 1.13x in float32; with oneDNN capped at AVX2, 1.03-1.05x; at (4, 32,
+    256, 3, 16), 1.11x in bfloat16 and 1.02x capped at AVX2. Four parts did no better than two
+    (benchmarks/analyses/prediction_streams.py; RESULTS.md)."""
+    import tensorflow as tf
+
+    return 1 if tf.config.list_physical_devices("GPU") else 2
+
+
+class StreamedPredictor:
+    """`model.predict_on_batch`, with each batch cut into `streams` parts of nearly equal size
+    that TensorFlow computes at the same time. Batches of any size share one traced graph."""
+
+    def __init__(self, model, streams: int):
+        import tensorflow as tf
+
+        if streams < 1:
+            raise ValueError(f"streams must be at least 1, got {streams}")
+        self.model, self.streams = model, streams
+        signature = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        self._predict = tf.function(self._predict_in_streams, input_signature=[signature])
+
+    def _predict_in_streams(self, batch):
+        import tensorflow as tf
+
+        size = tf.shape(batch)[0]
+        # A batch smaller than `streams` is padded with copies of its last image: no part is empty.
+        batch = tf.concat([batch, tf.repeat(batch[-1:], tf.maximum(self.streams - size, 0), axis=0)], axis=0)
+        padded = tf.shape(batch)[0]
+        bounds = [padded * part // self.streams for part in range(self.streams + 1)]
+        parts = [self.model(batch[start:end], training=False) for start, end in zip(bounds, bounds[1:])]
+        return tf.concat(parts, axis=0)[:size]
+
+    def predict_on_batch(self, batch) -> np.ndarray:
+        """Probabilities for `batch` [N, H, W, C] (numpy or tensor, N >= 1)."""
+        return self._predict(batch).numpy()
+
+
+def for_inference(model, streams: int | None = None) -> StreamedPredictor:
+    """`model` as it predicts: batch norm folded into the convolutions (`tuning.unet.fold_batch_norm`),
+    batches computed in `streams` parts (default: `prediction_streams()` for this machine)."""
+    from tuning.unet import fold_batch_norm
+
+    return StreamedPredictor(fold_batch_norm(model), prediction_streams() if streams is None else streams)
