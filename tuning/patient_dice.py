@@ -51,9 +51,9 @@ class PatientDice(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        import tensorflow as tf
+        from tuning.evaluation.predictor import StreamedPredictor, prediction_streams
 
         if self.forward is None:  # one traced function; called outside any distribution strategy's replicas
-            self.forward = tf.function(lambda images: self.model(images, training=False), reduce_retracing=True)
-        probabilities = np.concatenate([np.asarray(self.forward(batch), np.float32) for batch in self.images])
+            self.forward = StreamedPredictor(self.model, prediction_streams())
+        probabilities = np.concatenate([self.forward.predict_on_batch(batch) for batch in self.images])
         logs[METRIC] = self.score(probabilities)
