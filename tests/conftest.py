@@ -7,8 +7,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 
+def _bfloat16_kernels_capped_away() -> bool:
+    """Whether oneDNN is capped below the AVX-512 this CPU has (`benchmarks/as_avx2.sh`): TensorFlow reads
+    the CPU and still picks oneDNN's bfloat16 kernels, which the cap removes, so bfloat16 cannot compute."""
+    from brainmri_tfds import runtime
+
+    return runtime.onednn_below_avx512() and "avx512f" in runtime.cpu_flags()
+
+
 def pytest_collection_modifyitems(config, items):
-    """Benchmarks never run unless `-m` names them (a `-m "not slow"` of its own would otherwise let them in)."""
+    """Benchmarks never run unless `-m` names them (a `-m "not slow"` of its own would otherwise let them in).
+    Tests marked `bfloat16` are skipped where oneDNN is capped below this CPU's AVX-512."""
+    if _bfloat16_kernels_capped_away():
+        skip = pytest.mark.skip(reason="bfloat16 cannot compute with oneDNN capped below this CPU's AVX-512")
+        for item in items:
+            if item.get_closest_marker("bfloat16") is not None:
+                item.add_marker(skip)
     if "benchmark" in (config.getoption("markexpr") or ""):
         return
     kept = [item for item in items if item.get_closest_marker("benchmark") is None]

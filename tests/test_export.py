@@ -24,7 +24,7 @@ def phantom_slices():
     return tf.image.resize(images.astype(np.float32) / 255.0, (64, 64)).numpy()
 
 
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("precision", ["float32", pytest.param("mixed_bfloat16", marks=pytest.mark.bfloat16)])
 def test_exported_models_give_the_keras_probabilities(phantom_slices, tmp_path, precision):
     import keras
     import onnxruntime

@@ -133,6 +133,7 @@ def test_model_saves_and_loads_in_safe_mode(tmp_path, upsampling):
     json.dumps(loaded.get_config())
 
 
+@pytest.mark.bfloat16
 def test_bfloat16_unet_outputs_float32_probabilities(tmp_path):
     model = build_unet(image_size=32, channels=1, depth=2, base_filters=4, precision="mixed_bfloat16")
     assert model.get_layer("enc0_conv1").compute_dtype == "bfloat16"
@@ -162,7 +163,7 @@ def test_cpu_description_names_the_model_and_bfloat16():
     assert cpu_description(xeon).endswith(", bfloat16 (AVX512_BF16/AMX)")
 
 
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("precision", ["float32", pytest.param("mixed_bfloat16", marks=pytest.mark.bfloat16)])
 def test_fused_batch_norm_matches_keras_batch_norm(precision):
     import numpy as np
 
