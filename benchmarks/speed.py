@@ -78,7 +78,8 @@ def _median_step_seconds(model, dataset, steps: int, warmup: int) -> float:
     return statistics.median(b - a for a, b in zip(ends, ends[1:]))
 
 
-def _median_predict_seconds(model, images, steps: int, warmup: int) -> float:
+def median_predict_seconds(model, images, steps: int, warmup: int) -> float:
+    """Median seconds of `steps` calls of `model.predict_on_batch(images)`, after `warmup` untimed ones."""
     for _ in range(warmup):
         model.predict_on_batch(images)
     times = []
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     predictor = for_inference(model, args.prediction_streams)  # as evaluate.py
     result["prediction_streams"] = predictor.streams
-    seconds = _median_predict_seconds(predictor, images, args.steps, args.warmup)
+    seconds = median_predict_seconds(predictor, images, args.steps, args.warmup)
     result["predict_images_per_s"] = round(args.batch_size / seconds, 2)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result.update(efficiency(result))

@@ -110,7 +110,17 @@ def test_step_profile_ranks_the_ops_of_a_step(capsys, predict):
     assert "wall time" in out and "Conv2D" in out and ("Conv2DBackpropFilter" in out) is not predict
 
 
+def test_prediction_streams_times_each_variant_every_round(capsys):
+    main = _script_main("benchmarks/analyses/prediction_streams.py")
+    assert main(["--depth", "1", "--base-filters", "4", "--image-size", "16", "--batch-size", "3",
+                 "--streams", "1", "2", "--rounds", "2", "--steps", "1", "--precision", "float32"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[1:]] == ["round 1", "round 2", "1 streams", "2 streams"]
+    assert "(1.00x)" in lines[-2] and float(lines[-1].split()[3]) > 0
+
+
 @pytest.mark.parametrize("script, argv, message", [
+    ("prediction_streams.py", ["--streams", "1", "0"], "--streams must be at least 1"),
     ("step_profile.py", ["--top", "0"], "--steps and --top must be at least 1"),
     ("batch_norm_kernels.py", ["--depth", "3", "--image-size", "20"], "multiple of 2**depth = 8"),
 ])

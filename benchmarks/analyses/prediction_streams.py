@@ -17,11 +17,11 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for unet_flops
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: speed, unet_flops
 
+from speed import median_predict_seconds  # noqa: E402  (also turns oneDNN's kernels on, as in training)
 from unet_flops import add_shape_arguments, check_shape_arguments  # noqa: E402
 
 
@@ -41,21 +41,9 @@ def parse_args(argv):
     return args
 
 
-def images_per_s(predictor, images, steps: int) -> float:
-    """Batch size over the median seconds of `steps` predictions of `images`."""
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        predictor.predict_on_batch(images)
-        times.append(time.perf_counter() - start)
-    return len(images) / statistics.median(times)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import numpy as np
-
-    import brainmri_tfds  # noqa: F401  (oneDNN's kernels on, as in training)
 
     from tuning.evaluation.predictor import for_inference
     from tuning.precision import cpu_description, resolve_precision
@@ -75,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     for round_ in range(args.rounds):
         order = list(predictors) if round_ % 2 == 0 else list(reversed(predictors))
         for streams in order:
-            rates[streams].append(images_per_s(predictors[streams], images, args.steps))
+            rates[streams].append(len(images) / median_predict_seconds(predictors[streams], images, args.steps, 0))
         print(f"round {round_ + 1}: " + "  ".join(f"{s} streams {rates[s][-1]:.1f}" for s in predictors), flush=True)
     first = statistics.median(rates[args.streams[0]])
     for streams, values in rates.items():
