@@ -86,9 +86,9 @@ def test_conv_kernels_times_the_unets_own_convolutions(capsys, monkeypatch):
                     if layer.name.endswith(("_conv1", "_conv2"))]
     assert sorted(script.conv_shapes(2, 4, 32, 3)) == sorted(convolutions)
     assert script.main(["--depth", "1", "--base-filters", "4", "--image-size", "16", "--repeats", "1",
-                        "--alternatives"]) == 0  # which checks each alternative against TensorFlow's gradient
+                        "--alternatives"]) == 0  # which checks each alternative against TensorFlow's own kernel
     out = capsys.readouterr().out
-    assert "dec0_conv1" in out and all(f"  {kernel}" in out for kernel in script.KERNELS + script.ALTERNATIVES)
+    assert "dec0_conv1" in out and all(f"  {kernel}" in out for kernel in (*script.KERNELS, *script.ALTERNATIVES))
 
 
 def test_batch_norm_kernels_times_both_implementations_for_every_batch_norm(capsys):

@@ -13,7 +13,11 @@ product of `benchmarks/unet_flops.py` is the yardstick. Nothing else should run 
 With --alternatives, the weight gradient is also timed computed three other ways, each checked
 against TensorFlow's to 1e-4: as a forward convolution of the transposed tensors (the input's
 channels as the batch, the output gradient as the kernel), as nine matrix products (one per
-kernel tap), and as im2col with one matrix product.
+kernel tap), and as im2col with one matrix product. So is the forward pass as Winograd's
+F(2x2, 3x3) (2.25x fewer multiplications: each overlapping 4x4 input tile transformed, sixteen
+matrix products with the kernel transformed beforehand, as prediction would keep it, and each
+2x2 output tile transformed back), checked against TensorFlow's forward pass to 1e-4. Every
+figure counts the direct convolution's arithmetic, so GFLOP/s compare times.
 """
 
 from __future__ import annotations
@@ -29,7 +33,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from unet_flops import add_shape_arguments, check_shape_arguments, matmul_gflops  # noqa: E402
 
 KERNELS = ("forward", "input gradient", "weight gradient")
-ALTERNATIVES = ("as a forward convolution", "as nine products", "as im2col")
+ALTERNATIVES = {  # name: the kernel of KERNELS it computes
+    "as a forward convolution": "weight gradient",
+    "as nine products": "weight gradient",
+    "as im2col": "weight gradient",
+    "forward as Winograd": "forward",
+}
+# Winograd's F(2x2, 3x3) transforms (Lavin and Gray 2016): input tile d -> B^T d B, kernel g -> G g G^T,
+# product m -> A^T m A.
+WINOGRAD_B_T = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
+WINOGRAD_G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
+WINOGRAD_A_T = ((1, 1, 1, 0), (0, 1, -1, -1))
 
 
 def conv_shapes(depth: int, base_filters: int, image_size: int, channels: int) -> list[tuple[str, int, int, int]]:
@@ -67,6 +81,38 @@ def weight_gradient_alternatives(x, dy) -> dict:
     }
 
 
+def winograd_forward(x, kernel):
+    """The 3x3 'SAME' convolution of x [n, s, s, in] with kernel [3, 3, in, out] as Winograd's
+    F(2x2, 3x3); returns a function of no arguments (the kernel transformed once, outside it)."""
+    import tensorflow as tf
+
+    batch, side, _, inputs = x.shape
+    outputs, tiles, odd = kernel.shape[3], (side + 1) // 2, side % 2  # an odd side: one zero row and column more
+    g = tf.constant(WINOGRAD_G, tf.float32)
+    transformed_kernel = tf.reshape(tf.einsum("ai,ijco,bj->abco", g, kernel, g), [16, inputs, outputs])
+
+    def combine(matrix, values):
+        """Rows of `matrix` (constants) times the list `values` of tensors."""
+        return [tf.add_n([weight * value for weight, value in zip(row, values) if weight]) for row in matrix]
+
+    def forward():
+        # 2x2 blocks of the padded input: tile (i, j) covers blocks (i..i+1, j..j+1), so each of the
+        # 16 positions of every overlapping 4x4 tile is one shifted slice of the blocks.
+        blocks = tf.nn.space_to_depth(tf.pad(x, [[0, 0], [1, 1 + odd], [1, 1 + odd], [0, 0]]), 2)
+        d = [[blocks[:, row // 2:row // 2 + tiles, col // 2:col // 2 + tiles,
+                     ((row % 2) * 2 + col % 2) * inputs:((row % 2) * 2 + col % 2 + 1) * inputs]
+              for col in range(4)] for row in range(4)]
+        rows = [combine(WINOGRAD_B_T, [d[r][c] for r in range(4)]) for c in range(4)]  # rows[c][a] = (B^T d)[a, c]
+        v = [value for a in range(4) for value in combine(WINOGRAD_B_T, [rows[c][a] for c in range(4)])]
+        m = tf.matmul(tf.reshape(tf.stack(v), [16, -1, inputs]), transformed_kernel)
+        m = tf.reshape(m, [4, 4, batch, tiles, tiles, outputs])
+        halves = combine(WINOGRAD_A_T, [m[a] for a in range(4)])  # (A^T m)[p, b]
+        y = [value for half in halves for value in combine(WINOGRAD_A_T, [half[b] for b in range(4)])]
+        return tf.nn.depth_to_space(tf.concat(y, axis=-1), 2)[:, :side, :side, :]
+
+    return forward
+
+
 def time_kernels(batch: int, side: int, inputs: int, outputs: int, repeats: int,
                  alternatives: bool = False) -> dict[str, float]:
     """Median seconds of each kernel in KERNELS (and ALTERNATIVES) for one convolution shape."""
@@ -84,13 +130,14 @@ def time_kernels(batch: int, side: int, inputs: int, outputs: int, repeats: int,
         "weight gradient": lambda: tf.raw_ops.Conv2DBackpropFilter(
             input=x, filter_sizes=kernel.shape, out_backprop=dy, strides=strides, padding="SAME"),
         **(weight_gradient_alternatives(x, dy) if alternatives else {}),
+        **({"forward as Winograd": winograd_forward(x, kernel)} if alternatives else {}),
     }
     runs = {name: tf.function(run) for name, run in runs.items()}
-    expected = runs["weight gradient"]().numpy()
-    for name in ALTERNATIVES if alternatives else ():
+    for name, kernel_computed in ALTERNATIVES.items() if alternatives else ():
+        expected = runs[kernel_computed]().numpy()
         error = np.abs(runs[name]().numpy() - expected).max() / np.abs(expected).max()
         if error > 1e-4:
-            raise AssertionError(f"the weight gradient {name} is off by {error:.1e} of its largest value")
+            raise AssertionError(f"the {kernel_computed} {name} is off by {error:.1e} of its largest value")
     seconds = {}
     for name, run in runs.items():
         run(), run()  # traces, then warms oneDNN's primitive cache
@@ -108,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     add_shape_arguments(parser)
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per kernel (default 10)")
     parser.add_argument("--alternatives", action="store_true",
-                        help="also time the weight gradient computed three other ways (see above)")
+                        help="also time the weight gradient three other ways, the forward pass as Winograd (see above)")
     args = parser.parse_args(argv)
     check_shape_arguments(parser, args, "repeats")
 
@@ -117,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"CPU: {cpu_description()}; 3x3 convolutions of U-Net ({args.depth}, {args.base_filters}, "
           f"{args.image_size}, {args.channels}), batch {args.batch_size}, float32")
-    kernels = KERNELS + (ALTERNATIVES if args.alternatives else ())
+    kernels = KERNELS + (tuple(ALTERNATIVES) if args.alternatives else ())
     print(f"{'layer':16s} {'side':>4s} {'in':>4s} {'out':>4s} " + " ".join(f"{k + ' ms':>18s}" for k in kernels))
     totals = dict.fromkeys(kernels, 0.0)
     flops = 0.0
