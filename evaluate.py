@@ -8,8 +8,9 @@
 Dataset, data_dir, image size and channels come from config.json beside the model (--dataset and
 --data-dir override them). Predictions are made at the model's input size and resized up to the
 native 256x256, where every score is computed. How probabilities become masks (threshold, 3D
-clean-up, flip averaging) comes from inference.json beside the model, which train.py chose on
-validation patients; flags override it. Several models form an ensemble: each predicts as its own
+clean-up, flip averaging) comes from inference.json beside the model (train.py writes the
+defaults of tuning/postprocessing.py there; a model without it gets those defaults); flags
+override it. Several models form an ensemble: each predicts as its own
 config.json says, their probabilities are averaged, and the first model's files give the split and
 the settings. Writes to --out (default: beside the (first) model, eval-<split> or eval-input):
 report.json, dice_per_patient.png, overlays/ (best, median and worst patients and a few random
@@ -45,9 +46,9 @@ def parse_args(argv):
     parser.add_argument("--threshold", type=float, help="probability threshold (default: inference.json's, else 0.5)")
     parser.add_argument("--keep-fraction", type=float,
                         help="remove 3D components smaller than this fraction of the largest: 0 keeps all, "
-                             "1 the largest only (default: inference.json's, else 0)")
+                             "1 the largest only (default: inference.json's, else 1)")
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
-                        help="average with the prediction of the mirrored slice (default: inference.json's, else off)")
+                        help="average with the prediction of the mirrored slice (default: inference.json's, else on)")
     parser.add_argument("--out", help="output folder (default: beside the model)")
     parser.add_argument("--overlays", type=int, default=4, help="random slices to draw besides the chosen patients")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random overlay slices")
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     from brainmri_tfds import DatasetNotBuiltError, LayoutError, scans
     from tuning.evaluation.cases import predict_cases
     from tuning.evaluation.figures import dice_distribution
-    from tuning.evaluation.inference import InferenceSettings, load_trained, predict_ensemble, read_slices
+    from tuning.evaluation.inference import load_trained, predict_ensemble, read_slices
+    from tuning.postprocessing import DEFAULT
     from tuning.evaluation.report import draw_overlays, print_table, write_predictions
     from tuning.evaluation.scoring import summarize
     from tuning.runfolder import InferenceChoice, write_report
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = {"threshold": args.threshold, "keep_fraction": args.keep_fraction, "flip_average": args.flip_average}
     try:
         chosen = InferenceChoice.read(Path(args.model[0]).parent)
-        settings = dataclasses.replace(chosen.settings if chosen else InferenceSettings(),
+        settings = dataclasses.replace(chosen.settings if chosen else DEFAULT,
                                        **{k: v for k, v in flags.items() if v is not None})
         members = [load_trained(path, args.dataset, args.data_dir) for path in args.model]
         data, split = members[0][1].data, args.split or members[0][1].test_split

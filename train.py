@@ -7,9 +7,8 @@
 
 Writes to --out (default runs/train/<dataset config>-<best|default>): model.keras (lowest
 validation loss, never half-written), config.json (all it takes to reproduce the run and to
-evaluate it, the data_dir included), inference.json (how probabilities become masks: threshold
-0.5, the largest 3D component, flip averaging; and every candidate setting's score on the
-validation patients), history.csv, training_curves.png, tensorboard/. Killed and
+evaluate it, the data_dir included), inference.json (how probabilities become masks:
+`tuning.postprocessing`'s defaults, and what they score on the validation patients), history.csv, training_curves.png, tensorboard/. Killed and
 re-run with the same --out, it resumes from the last finished epoch; a model already trained with
 the same settings is not trained again. --members N trains N models with seeds --seed, --seed+1,
 ... in member0/, member1/, ... and saves the ensemble that averages them as model.keras.
@@ -105,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     from tuning.distribution import make_strategy
     from tuning.precision import resolve_precision
     from tuning.runfolder import RunConfig, package_versions
-    from tuning.evaluation.inference import first_best
     from tuning.training import choose_inference, train_run
 
     strategy = make_strategy(args.strategy)
@@ -129,10 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     choice = choose_inference(out, run)
     choice.write(out)
-    best = first_best(choice.candidates)
     print(f"inference settings {choice.settings.to_json()}: mean per-patient Dice {choice.mean_patient_dice:.4f} "
-          f"on {args.validation_split} (the best of {len(choice.candidates)} candidates there: "
-          f"{best['mean_patient_dice']:.4f}); saved with every candidate's score in {out / 'inference.json'}")
+          f"on {args.validation_split} (in {out / 'inference.json'})")
     return 0
 
 

@@ -23,8 +23,9 @@ from typing import Protocol
 import numpy as np
 from etils import epath
 
-IMAGE_SHAPE = (256, 256, 3)
-MASK_SHAPE = (256, 256)
+NATIVE_SIZE = 256  # Kaggle's slices are 256x256; every score is computed at this size
+IMAGE_SHAPE = (NATIVE_SIZE, NATIVE_SIZE, 3)
+MASK_SHAPE = (NATIVE_SIZE, NATIVE_SIZE)
 # Kaggle's slices are 203,102 (image) and 65,746 (mask) bytes. A member declared far larger is
 # not an MRI slice (a zip bomb, or the wrong archive) and is refused before it is inflated.
 MAX_MEMBER_BYTES = 8 * 1024 * 1024

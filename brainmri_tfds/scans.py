@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-NATIVE = 256  # Kaggle's slices are 256x256
+from brainmri_tfds.layout import NATIVE_SIZE
+
 MODEL_AXES = ("P", "L", "S")  # where increasing rows, columns and slices point
 CHANNELS = ("0000", "0001", "0002")  # pre-contrast, FLAIR, post-contrast
 FLAIR = "0001"
@@ -300,8 +301,8 @@ def _to_slices(volume: np.ndarray) -> np.ndarray:
     for k in range(volume.shape[2]):
         square = np.zeros((side, side), volume.dtype)
         square[top:top + rows, left:left + cols] = volume[:, :, k]
-        method = cv2.INTER_AREA if side > NATIVE else cv2.INTER_LINEAR
-        out.append(cv2.resize(square, (NATIVE, NATIVE), interpolation=method))
+        method = cv2.INTER_AREA if side > NATIVE_SIZE else cv2.INTER_LINEAR
+        out.append(cv2.resize(square, (NATIVE_SIZE, NATIVE_SIZE), interpolation=method))
     return np.stack(out)
 
 

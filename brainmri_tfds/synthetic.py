@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from etils import epath
 
+from brainmri_tfds.layout import NATIVE_SIZE
 from brainmri_tfds.splits import SPLIT_FRACTIONS, split_of
 
-SIZE = 256
 DEFAULT_SLICES = (16, 24)  # slices per patient, drawn in [low, high]
 # Mean intensity of each tissue in (pre-contrast, FLAIR, post-contrast).
 SCALP = np.array([150.0, 95.0, 160.0])
@@ -63,14 +63,14 @@ def patient_ids(n_patients: int, seed: int) -> list[str]:
 def _smooth_field(rng: np.random.Generator, sigma: float) -> np.ndarray:
     import cv2
 
-    field = cv2.GaussianBlur(rng.standard_normal((SIZE, SIZE)), (0, 0), sigma)
+    field = cv2.GaussianBlur(rng.standard_normal((NATIVE_SIZE, NATIVE_SIZE)), (0, 0), sigma)
     return field / (field.std() + 1e-8)
 
 
 def make_patient(rng: np.random.Generator, n_slices: int) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 [n, 256, 256, 3], masks uint8 [n, 256, 256] in {0, 255}) for one phantom."""
-    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
-    cx, cy = SIZE / 2 + rng.normal(0, 5, 2)
+    y, x = np.mgrid[0:NATIVE_SIZE, 0:NATIVE_SIZE].astype(np.float32)
+    cx, cy = NATIVE_SIZE / 2 + rng.normal(0, 5, 2)
     head_a, head_b = rng.uniform(78, 92), rng.uniform(96, 110)
     texture = (_smooth_field(rng, 5.0), _smooth_field(rng, 5.0))
     fine = (_smooth_field(rng, 1.5), _smooth_field(rng, 1.5))
@@ -84,8 +84,8 @@ def make_patient(rng: np.random.Generator, n_slices: int) -> tuple[np.ndarray, n
     harmonics = [(k, rng.uniform(0.04, 0.22) / np.sqrt(k - 1), rng.uniform(0, 2 * np.pi)) for k in range(2, 7)]
     theta = np.arctan2(y - lesion_y, x - lesion_x)
     lesion_r = np.hypot(x - lesion_x, y - lesion_y)
-    images = np.zeros((n_slices, SIZE, SIZE, 3), np.uint8)
-    masks = np.zeros((n_slices, SIZE, SIZE), np.uint8)
+    images = np.zeros((n_slices, NATIVE_SIZE, NATIVE_SIZE, 3), np.uint8)
+    masks = np.zeros((n_slices, NATIVE_SIZE, NATIVE_SIZE), np.uint8)
     for z in range(n_slices):
         depth = (z + 0.5) / n_slices
         scale = max(0.35, np.sqrt(max(0.0, 1 - ((depth - 0.45) / 0.62) ** 2)))
@@ -93,7 +93,7 @@ def make_patient(rng: np.random.Generator, n_slices: int) -> tuple[np.ndarray, n
         phase = np.pi * depth
         tex = np.cos(phase) * texture[0] + np.sin(phase) * texture[1]
         grain = np.cos(phase) * fine[0] + np.sin(phase) * fine[1]
-        image = np.zeros((SIZE, SIZE, 3), np.float32)
+        image = np.zeros((NATIVE_SIZE, NATIVE_SIZE, 3), np.float32)
         scalp = (d >= 0.93) & (d < 1.0)
         brain = d < 0.88
         image[scalp] = SCALP

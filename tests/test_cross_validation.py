@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from brainmri_tfds import synthetic
@@ -101,7 +102,7 @@ def test_folds_config_with_fewer_patients_than_folds_leaves_the_last_folds_out(t
 
 
 @pytest.mark.slow
-def test_one_rotation_trains_chooses_inference_and_scores_its_test_folds(folds_data_dir, tmp_path):
+def test_one_rotation_trains_writes_the_default_settings_and_scores_its_test_folds(folds_data_dir, tmp_path):
     import evaluate
     import train
 
@@ -114,8 +115,12 @@ def test_one_rotation_trains_chooses_inference_and_scores_its_test_folds(folds_d
     ])
     assert code == 0
     chosen = json.loads((out / "inference.json").read_text())
-    assert chosen["split"] == rotation.validation and len(chosen["candidates"]) > 1
-    assert chosen["mean_patient_dice"] == max(c["mean_patient_dice"] for c in chosen["candidates"])
+    assert chosen["split"] == rotation.validation and chosen["candidates"] == []
+    assert chosen["settings"] == {"threshold": 0.5, "keep_fraction": 1.0, "flip_average": True}
+    assert evaluate.main(["--model", str(out / "model.keras"), "--split", rotation.validation,
+                          "--out", str(tmp_path / "validation")]) == 0  # evaluate.py on the same patients agrees
+    validation = json.loads((tmp_path / "validation" / "report.json").read_text())
+    assert chosen["mean_patient_dice"] == pytest.approx(validation["volume_dice_mean"], abs=1e-6)
     assert evaluate.main(["--model", str(out / "model.keras"), "--data-dir", folds_data_dir]) == 0
     report = json.loads((out / "eval-fold0_fold1" / "report.json").read_text())
     assert report["source"].endswith(":fold0+fold1") and report["n_patients"] == 2
@@ -176,6 +181,7 @@ def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, fold
     assert record["inference"] == {"threshold": 0.5, "keep_fraction": 1.0, "flip_average": True}  # train.py's
     rules = {row["rule"]: row for row in compare_settings(run)["rules"]}
     assert rules["fixed: threshold 0.5, flip, keep 1.0 (the default)"]["minus_chosen"] == pytest.approx(0.0, abs=1e-4)
+    assert len(json.loads((run / "round0" / "validation-settings.json").read_text())["candidates"]) == 40
     stamp = (run / "round0" / "settings.json").stat().st_mtime_ns
     assert crossval(["settings", str(run)]) == 0 and (run / "round0" / "settings.json").stat().st_mtime_ns == stamp
     assert crossval(["settings", str(tmp_path / "nothing")]) == 2
@@ -220,3 +226,16 @@ def test_a_choice_rule_picks_the_first_best_of_the_settings_it_allows():
     assert pick_on_validation(candidates, (True,), (0.5,), (1.0,)) == "threshold 0.5, keep 1.0, flip"
     with pytest.raises(ValueError, match="rule"):
         pick_on_validation(candidates, (True,), (0.7,))
+
+
+def test_every_candidate_setting_is_scored_simplest_first():
+    from tuning.crossval.settings import score_settings
+
+    truth = np.zeros((1, 4, 4), bool)
+    truth[0, 1:3, 1:3] = True  # 4 pixels
+    probability = np.where(truth, 0.45, 0.05)  # tumor only for a threshold below 0.45
+    table = score_settings({"a": truth}, {False: {"a": probability}, True: {"a": probability}})
+    assert len(table) == 2 * 5 * 4 and table[0]["threshold"] == 0.5 and not table[0]["flip_average"]
+    scores = {(row["threshold"], row["keep_fraction"], row["flip_average"]): row["mean_patient_dice"] for row in table}
+    assert scores[(0.3, 0.0, False)] == 1.0 and scores[(0.4, 1.0, True)] == 1.0
+    assert scores[(0.5, 0.0, False)] == 0.0 and scores[(0.7, 0.3, True)] == 0.0

@@ -1,51 +1,10 @@
-"""From probabilities to masks: 3D clean-up, flip averaging, the fixed defaults and every candidate scored."""
+"""From slices to probabilities: flip averaging, ensembles, neighbouring slices."""
 
 import numpy as np
 import pytest
 
-from tuning.evaluation.inference import InferenceSettings, keep_components, predict_probabilities, score_settings
+from tuning.evaluation.inference import predict_probabilities
 from brainmri_tfds.settings import DataSettings
-
-
-def _volume():
-    """3 slices: a big blob spanning slices 0-1, a small one on slice 2 far away."""
-    volume = np.zeros((3, 16, 16), bool)
-    volume[0:2, 2:8, 2:8] = True  # 72 voxels
-    volume[2, 12:14, 12:14] = True  # 4 voxels
-    return volume
-
-
-@pytest.mark.parametrize("keep_fraction, kept", [(0.0, 76), (0.05, 76), (0.1, 72), (1.0, 72)])
-def test_keep_components_removes_those_below_the_fraction_of_the_largest(keep_fraction, kept):
-    assert keep_components(_volume(), keep_fraction).sum() == kept
-
-
-def test_components_connect_across_slices():
-    volume = np.zeros((2, 8, 8), bool)
-    volume[0, 1:3, 1:3] = True
-    volume[1, 3:5, 3:5] = True  # touches the first only diagonally, through the slice above
-    assert keep_components(volume, 1.0).sum() == 8
-
-
-def test_empty_volume_stays_empty():
-    assert not keep_components(np.zeros((2, 4, 4), bool), 1.0).any()
-
-
-def test_settings_refuse_values_out_of_range():
-    with pytest.raises(ValueError, match="threshold"):
-        InferenceSettings(threshold=1.0)
-    with pytest.raises(ValueError, match="keep_fraction"):
-        InferenceSettings(keep_fraction=1.5)
-
-
-def test_every_candidate_setting_is_scored_and_the_defaults_are_fixed():
-    truth = {"a": _volume()}
-    probability = np.where(_volume(), 0.45, 0.05)  # tumor only above a threshold below 0.45
-    table = score_settings(truth, {False: {"a": probability}, True: {"a": probability}})
-    assert len(table) == 2 * 5 * 4 and table[0]["threshold"] == 0.5 and not table[0]["flip_average"]
-    scores = {(row["threshold"], row["keep_fraction"], row["flip_average"]): row["mean_patient_dice"] for row in table}
-    assert scores[(0.3, 0.0, False)] == 1.0 and scores[(0.5, 0.0, False)] == 0.0
-    assert InferenceSettings() == InferenceSettings(threshold=0.5, keep_fraction=1.0, flip_average=True)
 
 
 def test_flip_average_mirrors_the_prediction_back():

@@ -7,7 +7,7 @@ import pytest
 
 from brainmri_tfds.settings import DataSettings
 from tuning import runfolder
-from tuning.evaluation.inference import InferenceSettings
+from tuning.postprocessing import InferenceSettings
 from tuning.runfolder import BestHparams, InferenceChoice, RunConfig
 from tuning.unet import UNetConfig
 

@@ -80,6 +80,7 @@ def preprocessing(run, inference) -> dict:
 def export(model_path: str | Path, out: str | Path, formats=FORMATS) -> dict[str, Path]:
     """Writes the model at `model_path` (train.py's, with config.json beside it) in `formats` to `out`."""
     from tuning.evaluation.inference import load_trained
+    from tuning.postprocessing import DEFAULT
     from tuning.runfolder import InferenceChoice, write_json
 
     predictor, run = load_trained(model_path)
@@ -101,7 +102,7 @@ def export(model_path: str | Path, out: str | Path, formats=FORMATS) -> dict[str
             model.export(str(partial), format="onnx", verbose=False)
         written["onnx"] = out / "model.onnx"
     chosen = InferenceChoice.read(Path(model_path).parent)
-    inference = chosen.settings.to_json() if chosen else {"threshold": 0.5, "keep_fraction": 0.0, "flip_average": False}
+    inference = (chosen.settings if chosen else DEFAULT).to_json()
     write_json(out / "preprocessing.json", preprocessing(run, inference))
     written["preprocessing"] = out / "preprocessing.json"
     return written

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from brainmri_tfds.settings import DataSettings
-from tuning.evaluation.inference import InferenceSettings
+from tuning.postprocessing import InferenceSettings
 from tuning.unet import UNetConfig
 
 # What a file written before a key existed meant by leaving it out.
@@ -215,12 +215,13 @@ def finished_training(folder: str | os.PathLike, run: RunConfig) -> RunConfig | 
 
 @dataclasses.dataclass(frozen=True)
 class InferenceChoice:
-    """inference.json: how probabilities become masks, chosen on `split`, and every candidate's score."""
+    """inference.json: how probabilities become masks and what they scored on the `split` patients
+    (files written before 2026-12-07 also hold every candidate setting's score there)."""
 
     settings: InferenceSettings
     split: str
     mean_patient_dice: float
-    candidates: list
+    candidates: list = dataclasses.field(default_factory=list)
 
     def write(self, folder: str | os.PathLike) -> None:
         write_json(Path(folder) / "inference.json", {**dataclasses.asdict(self), "settings": self.settings.to_json()})

@@ -25,6 +25,7 @@ import keras
 from brainmri_tfds import pipeline
 from tuning import runfolder
 from tuning.patient_dice import METRIC, PatientDice
+from tuning.postprocessing import DEFAULT
 from tuning.runfolder import RunConfig
 from tuning.unet import build_unet, compile_unet, ema_callbacks
 
@@ -212,14 +213,15 @@ def train_run(run: RunConfig, out: Path, members: int, strategy, epoch_weights: 
 
 
 def choose_inference(out: Path, run: RunConfig) -> runfolder.InferenceChoice:
-    """How out/model.keras's probabilities become masks (the fixed defaults), with every candidate
-    setting's score on `run`'s validation patients."""
-    from tuning.evaluation.inference import InferenceSettings, score_on
+    """How out/model.keras's probabilities become masks (the fixed defaults), with what they score
+    on `run`'s validation patients."""
+    from tuning.evaluation.inference import predict_patients, read_slices
     from tuning.evaluation.predictor import for_inference
+    from tuning.evaluation.scoring import mean_patient_dice
 
     model = for_inference(keras.saving.load_model(out / "model.keras", compile=False))
-    candidates = score_on(model, run.data, run.splits["validation"])
-    settings = InferenceSettings()
-    score = next(c["mean_patient_dice"] for c in candidates
-                 if InferenceSettings(c["threshold"], c["keep_fraction"], c["flip_average"]) == settings)
-    return runfolder.InferenceChoice(settings, run.splits["validation"], score, candidates)
+    split = run.splits["validation"]
+    volumes = predict_patients(model, read_slices(run.data, split), run.data, DEFAULT.flip_average, progress=False)
+    score = mean_patient_dice({p: v.truth_volume for p, v in volumes.items()},
+                              {p: DEFAULT.mask(v.probability) for p, v in volumes.items()})
+    return runfolder.InferenceChoice(DEFAULT, split, score)

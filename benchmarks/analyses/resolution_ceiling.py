@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
     from brainmri_tfds import DatasetNotBuiltError, load_split, prepare_mask
-    from tuning.evaluation.inference import NATIVE, mean_patient_dice
+    from brainmri_tfds.layout import NATIVE_SIZE
+    from tuning.evaluation.scoring import mean_patient_dice
 
     try:
         examples = load_split("all", args.data_dir, args.config)
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     for example in examples.as_numpy_iterator():
         patient = example["patient_id"].decode()
         small = prepare_mask(example["mask"], args.image_size)
-        back = tf.image.resize(small, (NATIVE, NATIVE), method="bilinear").numpy()[..., 0] > 0.5
+        back = tf.image.resize(small, (NATIVE_SIZE, NATIVE_SIZE), method="bilinear").numpy()[..., 0] > 0.5
         truths.setdefault(patient, []).append(example["mask"][..., 0] > 0)
         round_trips.setdefault(patient, []).append(back)
     truth = {p: np.stack(v) for p, v in truths.items()}

@@ -86,13 +86,15 @@ def round_scores(folder: Path) -> dict[str, dict]:
         return scores
     import keras
 
-    from tuning.evaluation.inference import InferenceSettings, patient_dice, predict_patients, read_slices
+    from tuning.evaluation.inference import predict_patients, read_slices
     from tuning.evaluation.predictor import for_inference
+    from tuning.evaluation.scoring import patient_dice
+    from tuning.postprocessing import DEFAULT
     from tuning.runfolder import InferenceChoice, RunConfig
 
     record = read_json(folder / "round.json", "round record")
     run, choice = RunConfig.read(folder), InferenceChoice.read(folder)
-    settings = choice.settings if choice else InferenceSettings()
+    settings = choice.settings if choice else DEFAULT
     model = keras.saving.load_model(folder / "model.keras", compile=False)
     slices = list(read_slices(run.data, record["test"]))
 

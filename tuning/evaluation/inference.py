@@ -1,71 +1,22 @@
-"""From scans to masks: probabilities at the native 256x256, then threshold and 3D clean-up.
+"""From slices to probabilities at the native 256x256, per patient (post-processing into masks:
+`tuning.postprocessing`).
 
-    settings = InferenceSettings()      # threshold 0.5, largest 3D component only, flip averaging
     volumes = predict_patients(model, slices, data, settings.flip_average)   # per patient
     mask = settings.mask(volumes[patient].probability)                       # [slices, 256, 256] bool
-
-- `flip_average`: the model also sees each slice mirrored left-right; the two probability maps
-  (the second mirrored back) are averaged.
-- `threshold`: a pixel is tumor where the probability exceeds it.
-- `keep_fraction`: the thresholded slices of a patient, stacked in slice order, form a volume;
-  its 3D connected components (26-connectivity) smaller than `keep_fraction` times the largest
-  one are removed. 0 keeps everything, 1 keeps the largest component only (as the dataset
-  authors' PyTorch port does).
-
-The defaults are fixed, not chosen per model: choosing among 40 settings on 8 validation patients
-scored no higher on the test patients in any 80-patient cross-validation round, and lower in three
-of four (docs/experiments.md). `score_settings`
-still scores every candidate on the validation patients; train.py keeps the table in
-inference.json beside the model, and evaluate.py reads the settings from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
-NATIVE = 256
+from brainmri_tfds.layout import NATIVE_SIZE
+from tuning.postprocessing import flip_averaged
+
 BATCH = 32
-THRESHOLDS = (0.5, 0.3, 0.4, 0.6, 0.7)  # the default first: ties keep it
-KEEP_FRACTIONS = (0.0, 0.1, 0.3, 1.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class InferenceSettings:
-    """How probabilities become a patient's mask; the defaults are what train.py writes."""
-
-    threshold: float = 0.5
-    keep_fraction: float = 1.0
-    flip_average: bool = True
-
-    def __post_init__(self):
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
-        if not 0.0 <= self.keep_fraction <= 1.0:
-            raise ValueError(f"keep_fraction must be in [0, 1], got {self.keep_fraction}")
-
-    def mask(self, probability: np.ndarray) -> np.ndarray:
-        """Boolean mask [slices, H, W] of one patient from its probabilities [slices, H, W]."""
-        return keep_components(probability > self.threshold, self.keep_fraction)
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def keep_components(volume: np.ndarray, keep_fraction: float) -> np.ndarray:
-    """`volume` [slices, H, W] bool without the 3D components smaller than keep_fraction x the largest."""
-    if keep_fraction <= 0.0 or not volume.any():
-        return volume
-    from scipy import ndimage
-
-    labels, count = ndimage.label(volume, structure=np.ones((3, 3, 3), bool))
-    sizes = np.bincount(labels.ravel())[1:]  # voxels per component 1..count
-    kept = np.flatnonzero(sizes >= keep_fraction * sizes.max()) + 1
-    return np.isin(labels, kept)
 
 
 @dataclasses.dataclass
@@ -131,22 +82,17 @@ def predict_probabilities(model, images: np.ndarray, data, flip_average: bool, b
     already normalised as `data.normalization` says (`predict_patients` does that), cut to `box`
     [top, left, side] (None: the whole slice; see `brainmri_tfds.cropping`), resized, cut to
     `data`'s channels and, with `data.context`, stacked with their neighbours as in training."""
-    import tensorflow as tf
-
     from brainmri_tfds.cropping import crop_to_box, paste_from_box
     from brainmri_tfds.pipeline import neighbour_positions, prepare_image, stack_neighbours
 
-    box = np.array([0, 0, NATIVE]) if box is None else box
+    box = np.array([0, 0, NATIVE_SIZE]) if box is None else box
     slices = prepare_image(crop_to_box(images, box), data.image_size, data.channels)
     positions = neighbour_positions([len(images)], data.context)
     probabilities = []
     for start in range(0, len(images), BATCH):
-        batch = stack_neighbours(slices, positions[start:start + BATCH])
-        probability = model.predict_on_batch(batch)
-        if flip_average:
-            mirrored = model.predict_on_batch(tf.reverse(batch, axis=[2]))
-            probability = (probability + tf.reverse(mirrored, axis=[2]).numpy()) / 2.0
-        probabilities.append(paste_from_box(np.asarray(probability)[..., 0], box, NATIVE))
+        batch = stack_neighbours(slices, positions[start:start + BATCH]).numpy()
+        probability = flip_averaged(model.predict_on_batch, batch) if flip_average else model.predict_on_batch(batch)
+        probabilities.append(paste_from_box(np.asarray(probability)[..., 0], box, NATIVE_SIZE))
     return np.concatenate(probabilities)
 
 
@@ -221,58 +167,3 @@ def read_slices(data, split: str | None = None, folder: str | None = None) -> It
 
     for example in load_split(split, data.data_dir, data.config).as_numpy_iterator():
         yield example["patient_id"].decode(), int(example["slice_index"]), example["image"], example["mask"]
-
-
-def patient_dice(truths: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> dict[str, float]:
-    """Each patient's Dice of all their slices pooled (tuning.evaluation.scoring's rules)."""
-    from tuning.evaluation.scoring import confusion, dice
-
-    return {p: float(dice(*confusion(truths[p], masks[p])[:3])) for p in truths}
-
-
-def mean_patient_dice(truths: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> float:
-    """Mean over patients of `patient_dice`."""
-    return float(np.mean(list(patient_dice(truths, masks).values())))
-
-
-def candidate_settings(flips=(False, True), thresholds=THRESHOLDS,
-                       keep_fractions=KEEP_FRACTIONS) -> list[InferenceSettings]:
-    """The settings `score_settings` scores, simplest first (no flip, threshold 0.5, keep everything)."""
-    return [InferenceSettings(threshold, keep, flip) for flip in sorted(flips)
-            for threshold, keep in itertools.product(thresholds, keep_fractions)]
-
-
-def score_settings(truths: dict[str, np.ndarray], probabilities: dict[bool, dict[str, np.ndarray]],
-                   thresholds=THRESHOLDS, keep_fractions=KEEP_FRACTIONS) -> list[dict]:
-    """Every candidate setting with its mean per-patient Dice, in `candidate_settings`' order.
-
-    `probabilities[flip_average][patient]` holds [slices, H, W] probabilities with and without flip
-    averaging."""
-    table = []
-    for settings in candidate_settings(tuple(probabilities), thresholds, keep_fractions):
-        flip = probabilities[settings.flip_average]
-        score = mean_patient_dice(truths, {p: settings.mask(flip[p]) for p in truths})
-        table.append({**settings.to_json(), "mean_patient_dice": score})
-    return table
-
-
-def first_best(table: list[dict]) -> dict:
-    """The first row of a scored candidate table with the highest mean_patient_dice (candidates
-    are tried simplest first, so a tie keeps the simpler)."""
-    best = max(row["mean_patient_dice"] for row in table)
-    return next(row for row in table if row["mean_patient_dice"] == best)
-
-
-def predict_both_ways(model, data, split: str) -> tuple[dict[str, np.ndarray], dict[bool, dict[str, np.ndarray]]]:
-    """(true masks, probabilities without and with flip averaging) of each patient of `split`."""
-    probabilities, truths = {}, {}
-    for flip in (False, True):
-        volumes = predict_patients(model, read_slices(data, split), data, flip, progress=False)
-        probabilities[flip] = {p: v.probability for p, v in volumes.items()}
-        truths = {p: v.truth_volume for p, v in volumes.items()}
-    return truths, probabilities
-
-
-def score_on(model, data, split: str) -> list[dict]:
-    """`score_settings` on the patients of `split` (the validation split), predicted both ways."""
-    return score_settings(*predict_both_ways(model, data, split))

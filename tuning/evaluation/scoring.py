@@ -168,3 +168,13 @@ def tumor_measures(mask: np.ndarray, spacing) -> dict:
         diameter = max(diameter, float(np.sqrt((gaps ** 2).sum(-1)).max()))
     return {"volume_ml": float(mask.sum()) * rows_mm * cols_mm * slice_mm / 1000.0,
             "tumor_slices": int(mask.any(axis=(0, 1)).sum()), "max_axial_diameter_mm": diameter}
+
+
+def patient_dice(truths: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each patient's Dice of all their slices pooled."""
+    return {p: float(dice(*confusion(truths[p], masks[p])[:3])) for p in truths}
+
+
+def mean_patient_dice(truths: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> float:
+    """Mean over patients of `patient_dice`."""
+    return float(np.mean(list(patient_dice(truths, masks).values())))
