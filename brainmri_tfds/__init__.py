@@ -9,15 +9,8 @@ runtime.configure()  # before anything below loads TensorFlow
 
 from brainmri_tfds import lgg_mri  # noqa: E402, F401  (registers lgg_mri with TFDS)
 from brainmri_tfds.layout import LayoutError  # noqa: E402
-from brainmri_tfds.pipeline import (  # noqa: E402
-    CHANNEL_MODES,
-    DatasetNotBuiltError,
-    load_split,
-    make_dataset,
-    parse_dataset_name,
-    prepare_image,
-    prepare_mask,
-)
+from brainmri_tfds.pipeline import DatasetNotBuiltError, load_split, make_dataset, parse_dataset_name  # noqa: E402
+from brainmri_tfds.preprocessing import CHANNEL_MODES, Preprocessor, prepare_image, prepare_mask  # noqa: E402
 
 __all__ = [
     "CHANNEL_MODES",
@@ -26,6 +19,7 @@ __all__ = [
     "load_split",
     "make_dataset",
     "parse_dataset_name",
+    "Preprocessor",
     "prepare_image",
     "prepare_mask",
 ]

@@ -3,10 +3,10 @@
     make_dataset("train", image_size=128, channels="all", batch_size=16, shuffle=True, augment=True)
 
 gives batches of `(image float32 [B, S, S, C] in [0, 1], mask float32 [B, S, S, 1] in {0, 1})`:
-decode -> per-patient normalisation (see `brainmri_tfds.normalization`; one extra pass over the split
-reads each patient's intensity histogram) -> [crop to the brain: `brainmri_tfds.cropping`] -> resize
-(bilinear image, nearest mask) -> cache (uint8) -> [stack neighbouring slices: `context`] -> shuffle
--> [oversample tumor slices] -> batch -> augment -> prefetch.
+decode -> the preprocessing prediction uses too (`brainmri_tfds.preprocessing`: per-patient levels
+and brain square, found in one extra pass over the split; per slice: normalise, crop, resize) ->
+cache (uint8) -> [stack neighbouring slices: `context`] -> shuffle -> [oversample tumor slices] ->
+batch -> augment -> prefetch.
 Augmentation runs on whole batches (each slice still gets its own random transform), which is
 several times faster on a CPU than slice by slice.
 """
@@ -18,33 +18,17 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from brainmri_tfds.augmentation import augmenter
-from brainmri_tfds.cropping import CROPS, DEFAULT_CROP, crop_to_box, split_boxes
-from brainmri_tfds.normalization import NORMALIZATIONS, apply_levels, split_levels
+from brainmri_tfds.cropping import DEFAULT_CROP, split_boxes
+from brainmri_tfds.normalization import split_levels
+from brainmri_tfds.preprocessing import (CHANNEL_MODES, DEFAULT_IMAGE_SIZE, Preprocessor, neighbour_positions,
+                                         stack_neighbours)
 
-CHANNEL_MODES = {"all": 3, "flair": 1, "gray": 1}  # mode -> number of model input channels
-DEFAULT_IMAGE_SIZE = 128
-MIN_IMAGE_SIZE = 8
-MAX_CONTEXT = 4  # neighbouring slices on each side (2.5D input)
 SHUFFLE_BUFFER = 1024
 TUMOR_WEIGHTINGS = ("uniform", "area")  # which tumor slices fill the oversampled share
 
 
 class DatasetNotBuiltError(RuntimeError):
     """The requested dataset is not in data_dir; the message gives the command that builds it."""
-
-
-def check_options(image_size: int, channels: str, normalization: str, context: int, crop: str = DEFAULT_CROP) -> None:
-    """Raises ValueError naming the first option a slice cannot be prepared with."""
-    if channels not in CHANNEL_MODES:
-        raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
-    if image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}")
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    if not 0 <= context <= MAX_CONTEXT:
-        raise ValueError(f"context must be 0 to {MAX_CONTEXT} slices on each side, got {context}")
-    if crop not in CROPS:
-        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
 
 
 def build_command(config: str, data_dir: str | None) -> str:
@@ -97,53 +81,6 @@ def patient_lookup(values_by_patient: dict[bytes, np.ndarray]):
     return lambda patient_id: tf.gather(values, table.lookup(patient_id))
 
 
-def prepare_image(image: tf.Tensor, image_size: int, channels: str) -> tf.Tensor:
-    """uint8 slice(s) [..., H, W, 3] -> float32 [..., S, S, C] in [0, 1] for the chosen channels
-    (one of CHANNEL_MODES)."""
-    image = tf.image.convert_image_dtype(tf.convert_to_tensor(image), tf.float32)
-    if channels == "flair":
-        image = image[..., 1:2]
-    elif channels == "gray":
-        image = tf.image.rgb_to_grayscale(image)
-    image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
-    return tf.clip_by_value(image, 0.0, 1.0)
-
-
-def neighbour_positions(slice_counts, context: int) -> np.ndarray:
-    """Positions [sum(slice_counts), 2 context + 1] of each slice's neighbours, for patients'
-    volumes (in slice order) laid end to end with `slice_counts` slices each: slice i with the
-    `context` slices before and after it. Beyond a patient's first or last slice, that slice
-    stands in (as if the volume were padded by repeating its end slices)."""
-    counts = np.asarray(slice_counts, np.int64)
-    last = np.repeat(np.cumsum(counts) - 1, counts)[:, None]  # each slice's patient's last position
-    first = last - np.repeat(counts, counts)[:, None] + 1
-    own = np.arange(counts.sum())[:, None]
-    return np.clip(own + np.arange(-context, context + 1), first, last)
-
-
-def stack_neighbours(slices: tf.Tensor, positions) -> tf.Tensor:
-    """Slices [N, H, W, C] and positions [..., K] (see `neighbour_positions`) -> [..., H, W, K x C]:
-    the slices at those positions, their channels side by side (the first position's C channels
-    first). Slice i of a patient with one slice of context on each side: channels of i-1, i, i+1."""
-    positions = tf.convert_to_tensor(positions)
-    gathered = tf.gather(slices, positions)  # [..., K, H, W, C]
-    rank = len(positions.shape)  # K's axis is rank - 1
-    order = [*range(rank - 1), rank, rank + 1, rank - 1, rank + 2]
-    moved = tf.transpose(gathered, order)  # [..., H, W, K, C]
-    stacked = positions.shape[-1] * slices.shape[-1]
-    return tf.reshape(moved, tf.concat([tf.shape(moved)[:-2], [stacked]], axis=0))
-
-
-def prepare_mask(mask: tf.Tensor, image_size: int) -> tf.Tensor:
-    """uint8 mask(s) [..., H, W, 1] in {0, 1} -> float32 [..., S, S, 1] in {0, 1}."""
-    mask = tf.image.resize(mask, (image_size, image_size), method="nearest")
-    return tf.cast(mask, tf.float32)
-
-
-def _to_uint8(image: tf.Tensor) -> tf.Tensor:
-    return tf.cast(tf.round(image * 255.0), tf.uint8)
-
-
 def _to_float(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.cast(image, tf.float32) / 255.0, tf.cast(mask, tf.float32)
 
@@ -183,23 +120,15 @@ def make_dataset(
     `batch_size=None` gives the prepared, cached, shuffled slices unbatched, for a caller that
     batches them itself with `batch()` (as the tuner does to search over batch size).
     """
-    check_options(image_size, channels, normalization, context, crop)
+    preprocessor = Preprocessor(image_size, channels, normalization, crop, context)
     # The cache and the shuffle buffer hold uint8 (a quarter of float32's memory: 0.6 GB rather than 2.3 GB for Kaggle's
-    # 3,929 slices at 256x256x3); values become float32 after it. Rounding the resized image to
-    # uint8 moves no pixel by more than 0.5/255, and nothing at the native 256x256.
+    # 3,929 slices at 256x256x3); values become float32 after it.
     examples = load_split(split, data_dir, config)
-    box_of = patient_lookup(split_boxes(examples)) if crop == "brain" else None  # on the raw values
-    if normalization == "patient":
-        levels_of = patient_lookup(split_levels(examples))
-        examples = examples.map(lambda ex: {**ex, "image": apply_levels(ex["image"], levels_of(ex["patient_id"]))},
-                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if box_of is not None:
-        examples = examples.map(lambda ex: {**ex, "image": crop_to_box(ex["image"], box_of(ex["patient_id"])),
-                                            "mask": crop_to_box(ex["mask"], box_of(ex["patient_id"]))},
-                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    box_of = patient_lookup(split_boxes(examples)) if crop == "brain" else (lambda patient: None)  # raw values
+    levels_of = patient_lookup(split_levels(examples)) if normalization == "patient" else (lambda patient: None)
     prepared = examples.map(
-        lambda ex: (_to_uint8(prepare_image(ex["image"], image_size, channels)),
-                    tf.cast(prepare_mask(ex["mask"], image_size), tf.uint8),
+        lambda ex: (preprocessor.slice_pass(ex["image"], levels_of(ex["patient_id"]), box_of(ex["patient_id"])),
+                    preprocessor.mask_pass(ex["mask"], box_of(ex["patient_id"])),
                     ex["patient_id"], ex["slice_index"]),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,

@@ -12,7 +12,8 @@ import os
 
 from brainmri_tfds.cropping import CROPS, DEFAULT_CROP
 from brainmri_tfds.normalization import NORMALIZATIONS
-from brainmri_tfds.pipeline import CHANNEL_MODES, DEFAULT_IMAGE_SIZE, check_options, make_dataset, parse_dataset_name
+from brainmri_tfds.pipeline import make_dataset, parse_dataset_name
+from brainmri_tfds.preprocessing import CHANNEL_MODES, DEFAULT_IMAGE_SIZE, check_options
 
 
 @dataclasses.dataclass(frozen=True)

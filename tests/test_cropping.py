@@ -4,7 +4,7 @@ same square in training and inference, and predictions put back on the 256x256 g
 import numpy as np
 import pytest
 
-from brainmri_tfds import cropping, pipeline
+from brainmri_tfds import cropping, pipeline, preprocessing
 from brainmri_tfds.settings import DataSettings
 
 
@@ -41,7 +41,7 @@ def test_a_prediction_on_the_cut_goes_back_to_its_place():
     mask = np.zeros((1, 256, 256, 1), np.uint8)
     mask[0, 100:150, 90:130] = 1
     cut = cropping.crop_to_box(mask, box).numpy()
-    small = pipeline.prepare_mask(cut, 128).numpy()[..., 0]
+    small = preprocessing.prepare_mask(cut, 128).numpy()[..., 0]
     back = cropping.paste_from_box(small, box, 256) > 0.5
     inter = np.logical_and(back, mask[..., 0] > 0).sum()
     assert 2 * inter / (back.sum() + mask.sum()) > 0.97
@@ -71,10 +71,10 @@ def test_the_pipeline_feeds_the_cut_slices(synthetic_data_dir):
                                 batch_size=None, normalization="none", crop="brain")
     for example, (image, mask) in zip(raw, fed.as_numpy_iterator(), strict=True):
         box = boxes[example["patient_id"]]
-        expected = pipeline.prepare_image(cropping.crop_to_box(example["image"], box), 64, "all").numpy()
+        expected = preprocessing.prepare_image(cropping.crop_to_box(example["image"], box), 64, "all").numpy()
         assert image.shape == (64, 64, 3) and mask.shape == (64, 64, 1)
         assert np.abs(image - expected).max() <= 1 / 255 + 1e-6
-        np.testing.assert_array_equal(mask, pipeline.prepare_mask(cropping.crop_to_box(example["mask"], box), 64))
+        np.testing.assert_array_equal(mask, preprocessing.prepare_mask(cropping.crop_to_box(example["mask"], box), 64))
 
 
 def test_an_unknown_crop_is_refused_and_old_models_keep_whole_slices():

@@ -50,4 +50,6 @@ def test_exported_models_give_the_keras_probabilities(phantom_slices, tmp_path, 
         np.testing.assert_allclose(model.predict_on_batch(phantom_slices), reference, atol=BFLOAT16_TOLERANCE)
 
     steps = json.loads((tmp_path / "export" / "preprocessing.json").read_text())
-    assert steps["input"]["shape"] == [None, 64, 64, 3] and steps["postprocessing"]["threshold"] == 0.5
+    assert steps["input"]["image_size"] == 64 and steps["input"]["channels"] == ["pre-contrast", "FLAIR", "post-contrast"]
+    # no inference.json beside the model: the same defaults evaluate.py applies
+    assert steps["postprocessing"] == {"threshold": 0.5, "keep_fraction": 1.0, "flip_average": True}

@@ -4,9 +4,9 @@ without this project's code (TensorFlow Serving, onnxruntime, ...).
     python -m tuning.export --model runs/train/kaggle_3m-best/model.keras        # -> runs/train/kaggle_3m-best/export/
 
 Writes to --out (default: export/ beside the model): saved_model/ (signature `serve`), model.onnx,
-and preprocessing.json: what a caller must do to a slice before the model and to its output after
-(input size and channels, the normalisation, the crop, and the threshold, clean-up and flip
-averaging of inference.json). Batch norm is folded into the convolutions (exact at inference). Both formats compute in float32: a model trained in bfloat16 is rebuilt in float32
+and preprocessing.json: the parameters of what a caller must do to a patient's slices before the
+model and to its output after (`Preprocessor.to_json`: input size and channels, the
+normalisation, the crop; and the threshold, clean-up and flip averaging of `tuning.postprocessing`). Batch norm is folded into the convolutions (exact at inference). Both formats compute in float32: a model trained in bfloat16 is rebuilt in float32
 with the same weights first (ONNX runtimes have no bfloat16 convolution). The README shows how to
 run model.onnx with onnxruntime alone.
 """
@@ -47,34 +47,12 @@ def as_float32(model):
     return rebuilt
 
 
-def preprocessing(run, inference) -> dict:
-    """What a caller without this project must do around the exported model."""
-    from brainmri_tfds.cropping import FLOOR, MIN_SIDE
+def preprocessing(run, inference: dict) -> dict:
+    """What a caller without this project must do around the exported model: the parameters of
+    the one preprocessing (`brainmri_tfds.preprocessing`) and of the post-processing."""
+    from brainmri_tfds.preprocessing import Preprocessor
 
-    data = run.data
-    channels = {"all": ["pre-contrast", "FLAIR", "post-contrast"], "flair": ["FLAIR"],
-                "gray": ["gray (ITU-R 601-2 luma of the three)"]}
-    return {
-        "input": {"shape": [None, data.image_size, data.image_size, data.n_channels], "dtype": "float32",
-                  "channels": channels[data.channels], "neighbouring_slices_each_side": data.context,
-                  "slice": "axial, 256x256 as Kaggle stores it: rows anterior to posterior, columns right to left",
-                  "resize": f"bilinear (antialiased) from 256x256 (or the crop's square) to "
-                            f"{data.image_size}x{data.image_size}",
-                  "values": "uint8 / 255, after the normalisation"},
-        "normalization": {"patient": "per sequence, multiply the patient's whole volume so that the 99th percentile "
-                                     "of its non-zero voxels becomes 255 (clip to 0..255)",
-                          "none": "none"}[data.normalization],
-        "crop": {"brain": "before resizing, cut every slice of the patient to one square: take the voxels of the "
-                          f"volume as stored (all slices and sequences) at or above {FLOOR} x its maximum, the rows "
-                          "and columns holding them, widen the shorter side about its centre to a square (at least "
-                          f"{MIN_SIDE} pixels), move it inside the 256x256 slice; put the output back in that "
-                          "square, zero outside it",
-                 "none": "none"}[data.crop],
-        "output": {"shape": [None, data.image_size, data.image_size, 1],
-                   "meaning": "probability of tumor per pixel; resize (bilinear) to 256x256 (or the crop's "
-                              "square) before thresholding"},
-        "postprocessing": inference,
-    }
+    return {**Preprocessor.from_settings(run.data).to_json(), "postprocessing": inference}
 
 
 def export(model_path: str | Path, out: str | Path, formats=FORMATS) -> dict[str, Path]:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from brainmri_tfds.layout import NATIVE_SIZE
 from tuning.postprocessing import flip_averaged
 
 BATCH = 32
@@ -77,22 +76,20 @@ def load_trained(path: str | Path, dataset: str | None = None, data_dir: str | N
     return for_inference(model), run
 
 
-def predict_probabilities(model, images: np.ndarray, data, flip_average: bool, box=None) -> np.ndarray:
+def predict_probabilities(model, images: np.ndarray, data, flip_average: bool) -> np.ndarray:
     """Probabilities [N, 256, 256] for one patient's uint8 slices [N, 256, 256, 3] in slice order,
-    already normalised as `data.normalization` says (`predict_patients` does that), cut to `box`
-    [top, left, side] (None: the whole slice; see `brainmri_tfds.cropping`), resized, cut to
-    `data`'s channels and, with `data.context`, stacked with their neighbours as in training."""
-    from brainmri_tfds.cropping import crop_to_box, paste_from_box
-    from brainmri_tfds.pipeline import neighbour_positions, prepare_image, stack_neighbours
+    prepared by the one preprocessing training uses (`brainmri_tfds.preprocessing`, from `data`'s
+    settings: the whole volume sets the levels and the brain square, neighbours are stacked)."""
+    from brainmri_tfds.preprocessing import Preprocessor, neighbour_positions
 
-    box = np.array([0, 0, NATIVE_SIZE]) if box is None else box
-    slices = prepare_image(crop_to_box(images, box), data.image_size, data.channels)
+    preprocessor = Preprocessor.from_settings(data)
+    slices, patient = preprocessor.volume_pass(images)
     positions = neighbour_positions([len(images)], data.context)
     probabilities = []
     for start in range(0, len(images), BATCH):
-        batch = stack_neighbours(slices, positions[start:start + BATCH]).numpy()
+        batch = preprocessor.model_input(slices, positions[start:start + BATCH]).numpy()
         probability = flip_averaged(model.predict_on_batch, batch) if flip_average else model.predict_on_batch(batch)
-        probabilities.append(paste_from_box(np.asarray(probability)[..., 0], box, NATIVE_SIZE))
+        probabilities.append(preprocessor.paste_back(np.asarray(probability)[..., 0], patient))
     return np.concatenate(probabilities)
 
 
@@ -102,9 +99,6 @@ def predict_patients(model, slices: Iterable, data, flip_average: bool,
     items in any order. Each patient's slices are gathered and put in slice order first, so that
     with `data.normalization` 'patient' the whole volume sets its levels, with `data.crop` 'brain'
     its brain square, and with `data.context` each slice's neighbours are known, as in training."""
-    from brainmri_tfds.cropping import brain_box
-    from brainmri_tfds.normalization import apply_levels, patient_levels
-
     volumes: dict[str, PatientVolume] = {}
     inputs: dict[str, list[np.ndarray]] = {}
     for patient, index, image, mask in slices:
@@ -120,10 +114,7 @@ def predict_patients(model, slices: Iterable, data, flip_average: bool,
             setattr(volume, name, [getattr(volume, name)[i] for i in order])
         unordered = inputs.pop(patient)
         images = np.stack([unordered[i] for i in order])
-        box = brain_box(images) if data.crop == "brain" else None  # on the raw values, as in training
-        if data.normalization == "patient":
-            images = apply_levels(images, patient_levels(images)).numpy()
-        probabilities = predict_probabilities(model, images, data, flip_average, box)
+        probabilities = predict_probabilities(model, images, data, flip_average)
         volume.probability_slices = list(probabilities.astype(np.float16))
         total += len(images)
         if progress:

@@ -1,0 +1,195 @@
+"""One preprocessing, for training and for prediction: a patient's uint8 slices as Kaggle stores
+them (256x256, pre-contrast, FLAIR, post-contrast) -> the model's input.
+
+    preprocessor = Preprocessor.from_settings(run.data)
+    patient = preprocessor.patient_pass(volume)            # per patient: intensity levels, brain square
+    slices = preprocessor.slice_pass(volume, patient)      # per slice: uint8 [n, S, S, C]
+    batch = preprocessor.model_input(slices, positions)    # float32 in [0, 1], neighbours stacked
+
+The per-patient pass finds, from the whole volume as stored, the levels of the normalisation
+(`brainmri_tfds.normalization`) and the brain's square (`brainmri_tfds.cropping`). The per-slice
+pass scales each slice by those levels, cuts it to the square, keeps the model's channels,
+resizes it (bilinear, antialiased) and rounds it to uint8, as the tf.data cache holds it. The
+tf.data pipeline (`brainmri_tfds.pipeline`) computes the per-patient pass over a split in one
+sweep of histograms and row/column profiles, which gives the same values, and then calls the
+same `slice_pass`; prediction (`tuning.evaluation.inference`) calls both passes on each volume.
+`to_json` writes the parameters a caller without this project needs (`tuning.export`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from brainmri_tfds import cropping, normalization
+from brainmri_tfds.cropping import CROPS, DEFAULT_CROP
+from brainmri_tfds.layout import NATIVE_SIZE
+from brainmri_tfds.normalization import NORMALIZATIONS
+
+CHANNEL_MODES = {"all": 3, "flair": 1, "gray": 1}  # mode -> number of model input channels
+CHANNEL_NAMES = {"all": ["pre-contrast", "FLAIR", "post-contrast"], "flair": ["FLAIR"],
+                 "gray": ["gray (ITU-R 601-2 luma of pre-contrast, FLAIR, post-contrast)"]}
+DEFAULT_IMAGE_SIZE = 128
+MIN_IMAGE_SIZE = 8
+MAX_CONTEXT = 4  # neighbouring slices on each side (2.5D input)
+
+
+def check_options(image_size: int, channels: str, normalization: str, context: int, crop: str = DEFAULT_CROP) -> None:
+    """Raises ValueError naming the first option a slice cannot be prepared with."""
+    if channels not in CHANNEL_MODES:
+        raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if not 0 <= context <= MAX_CONTEXT:
+        raise ValueError(f"context must be 0 to {MAX_CONTEXT} slices on each side, got {context}")
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+
+
+def prepare_image(image: tf.Tensor, image_size: int, channels: str) -> tf.Tensor:
+    """uint8 slice(s) [..., H, W, 3] -> float32 [..., S, S, C] in [0, 1] for the chosen channels
+    (one of CHANNEL_MODES)."""
+    image = tf.image.convert_image_dtype(tf.convert_to_tensor(image), tf.float32)
+    if channels == "flair":
+        image = image[..., 1:2]
+    elif channels == "gray":
+        image = tf.image.rgb_to_grayscale(image)
+    image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def neighbour_positions(slice_counts, context: int) -> np.ndarray:
+    """Positions [sum(slice_counts), 2 context + 1] of each slice's neighbours, for patients'
+    volumes (in slice order) laid end to end with `slice_counts` slices each: slice i with the
+    `context` slices before and after it. Beyond a patient's first or last slice, that slice
+    stands in (as if the volume were padded by repeating its end slices)."""
+    counts = np.asarray(slice_counts, np.int64)
+    last = np.repeat(np.cumsum(counts) - 1, counts)[:, None]  # each slice's patient's last position
+    first = last - np.repeat(counts, counts)[:, None] + 1
+    own = np.arange(counts.sum())[:, None]
+    return np.clip(own + np.arange(-context, context + 1), first, last)
+
+
+def stack_neighbours(slices: tf.Tensor, positions) -> tf.Tensor:
+    """Slices [N, H, W, C] and positions [..., K] (see `neighbour_positions`) -> [..., H, W, K x C]:
+    the slices at those positions, their channels side by side (the first position's C channels
+    first). Slice i of a patient with one slice of context on each side: channels of i-1, i, i+1."""
+    positions = tf.convert_to_tensor(positions)
+    gathered = tf.gather(slices, positions)  # [..., K, H, W, C]
+    rank = len(positions.shape)  # K's axis is rank - 1
+    order = [*range(rank - 1), rank, rank + 1, rank - 1, rank + 2]
+    moved = tf.transpose(gathered, order)  # [..., H, W, K, C]
+    stacked = positions.shape[-1] * slices.shape[-1]
+    return tf.reshape(moved, tf.concat([tf.shape(moved)[:-2], [stacked]], axis=0))
+
+
+def prepare_mask(mask: tf.Tensor, image_size: int) -> tf.Tensor:
+    """uint8 mask(s) [..., H, W, 1] in {0, 1} -> float32 [..., S, S, 1] in {0, 1}."""
+    mask = tf.image.resize(mask, (image_size, image_size), method="nearest")
+    return tf.cast(mask, tf.float32)
+
+
+def to_uint8(image: tf.Tensor) -> tf.Tensor:
+    """float32 values in [0, 1] -> uint8 0..255, rounded."""
+    return tf.cast(tf.round(image * 255.0), tf.uint8)
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class PatientParameters:
+    """What the per-patient pass finds: the normalisation's levels [C] (None: no normalisation)
+    and the brain's square [top, left, side] (None: the whole slice)."""
+
+    levels: np.ndarray | None = None
+    box: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessor:
+    """The steps between Kaggle's uint8 slices and the model's input, as `DataSettings` names them."""
+
+    image_size: int = DEFAULT_IMAGE_SIZE
+    channels: str = "all"
+    normalization: str = "patient"
+    crop: str = DEFAULT_CROP
+    context: int = 0
+
+    def __post_init__(self):
+        check_options(self.image_size, self.channels, self.normalization, self.context, self.crop)
+
+    @classmethod
+    def from_settings(cls, data) -> "Preprocessor":
+        """From a `brainmri_tfds.settings.DataSettings` (or anything with the same fields)."""
+        return cls(data.image_size, data.channels, data.normalization, data.crop, data.context)
+
+    def patient_pass(self, volume: np.ndarray) -> PatientParameters:
+        """The parameters of one patient's uint8 slices [n, 256, 256, 3] (numpy)."""
+        volume = np.asarray(volume)
+        levels = normalization.patient_levels(volume) if self.normalization == "patient" else None
+        box = cropping.brain_box(volume) if self.crop == "brain" else None
+        return PatientParameters(levels, box)
+
+    def slice_pass(self, image, levels=None, box=None) -> tf.Tensor:
+        """uint8 slice(s) [..., 256, 256, 3] -> uint8 [..., S, S, C]: scaled by the patient's
+        `levels`, cut to its `box`, the model's channels, resized (tf; `levels` and `box` may be
+        tensors looked up in a tf.data map, or a `patient_pass`'s arrays)."""
+        if self.normalization == "patient":
+            image = normalization.apply_levels(image, levels)
+        if self.crop == "brain":
+            image = cropping.crop_to_box(image, box)
+        return to_uint8(prepare_image(image, self.image_size, self.channels))
+
+    def mask_pass(self, mask, box=None) -> tf.Tensor:
+        """uint8 mask(s) [..., 256, 256, 1] in {0, 1} -> uint8 [..., S, S, 1], cut and resized as the image."""
+        if self.crop == "brain":
+            mask = cropping.crop_to_box(mask, box)
+        return tf.cast(prepare_mask(mask, self.image_size), tf.uint8)
+
+    def volume_pass(self, volume: np.ndarray) -> tuple[tf.Tensor, PatientParameters]:
+        """Both passes over one patient's uint8 slices [n, 256, 256, 3] in slice order: (uint8
+        [n, S, S, C], the parameters, whose box `paste_back` needs)."""
+        patient = self.patient_pass(volume)
+        return self.slice_pass(volume, patient.levels, patient.box), patient
+
+    def model_input(self, slices, positions) -> tf.Tensor:
+        """float32 [..., S, S, C x (2 context + 1)] in [0, 1]: the uint8 `slices` [n, S, S, C] of one
+        patient at `positions` (`neighbour_positions`) with their neighbours."""
+        return tf.cast(stack_neighbours(slices, positions), tf.float32) / 255.0
+
+    def paste_back(self, probability: np.ndarray, patient: PatientParameters) -> np.ndarray:
+        """[n, S, S] predicted at the model's size -> [n, 256, 256] on the native grid (bilinear;
+        zero outside the brain's square)."""
+        box = patient.box if patient.box is not None else np.array([0, 0, NATIVE_SIZE])
+        return cropping.paste_from_box(probability, box, NATIVE_SIZE)
+
+    def to_json(self) -> dict:
+        """The parameters of every step, for a caller without this project (preprocessing.json)."""
+        return {
+            "input": {"native_slice": f"{NATIVE_SIZE}x{NATIVE_SIZE} uint8, axial, rows anterior to posterior, "
+                                      "columns right to left, channels pre-contrast, FLAIR, post-contrast",
+                      "image_size": self.image_size, "channels": CHANNEL_NAMES[self.channels],
+                      "neighbouring_slices_each_side": self.context},
+            "per_patient": {
+                "normalization": ({"method": "patient", "percentile": normalization.PERCENTILE,
+                                   "rule": "per channel, over all the patient's slices: the percentile of the "
+                                           "non-zero uint8 values is the level; the value 1 .. 255 at which the "
+                                           "cumulative count first reaches percentile/100 of them"}
+                                  if self.normalization == "patient" else {"method": "none"}),
+                "crop": ({"method": "brain", "floor": cropping.FLOOR, "min_side": cropping.MIN_SIDE,
+                          "rule": "over all slices and channels as stored, the rows and columns holding a value "
+                                  ">= floor x the maximum; the square about them (at least min_side, the shorter "
+                                  "side widened about its centre, rounded, moved inside the slice)"}
+                         if self.crop == "brain" else {"method": "none"}),
+            },
+            "per_slice": ["scale each channel by 255 / level, round, clip to 0..255 (when normalised)",
+                          "cut to the square (when cropped)", "keep the channels listed",
+                          f"resize to {self.image_size}x{self.image_size}, bilinear with antialiasing",
+                          "round to uint8, then divide by 255 (float32)"],
+            "output": {"meaning": "probability of tumor per pixel at image_size; resize it (bilinear) to the "
+                                  "square (or 256x256 uncropped) and put it in place, zero outside"},
+        }
