@@ -33,12 +33,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv):
+    from brainmri_tfds import scans
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, nargs="+",
-                        help="a model.keras written by train.py; several: an ensemble, probabilities averaged")
+                        help="a model.keras written by train.py (or its run folder, a packed .brainmri file, a "
+                             "shipped model's name); several: an ensemble, probabilities averaged")
     parser.add_argument("--input", help="new patients instead of a TFDS split: a Kaggle-layout folder or zip, a NIfTI "
                                         "file, or a folder of NIfTI cases (CASE_0000/0001/0002.nii.gz)")
     parser.add_argument("--labels", help="with NIfTI --input: a folder of true masks named CASE.nii.gz")
+    scans.add_channel_names_argument(parser)
     parser.add_argument("--split", help="TFDS split to score, e.g. test or fold0+fold1 (default: the test split "
                                         "config.json names, else test)")
     parser.add_argument("--dataset", help="override config.json's dataset (lgg_mri or lgg_mri/synthetic)")
@@ -63,9 +67,10 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from brainmri_tfds import DatasetNotBuiltError, LayoutError, scans
-    from tuning.evaluation.cases import predict_cases
+    from tuning.evaluation.cases import CaseModel, predict_cases
     from tuning.evaluation.figures import dice_distribution
     from tuning.evaluation.inference import load_trained, predict_ensemble, read_slices
+    from tuning.models import locate
     from tuning.postprocessing import DEFAULT
     from tuning.evaluation.report import draw_overlays, print_table, write_predictions
     from tuning.evaluation.scoring import summarize
@@ -74,15 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     volumes = args.input is not None and scans.holds_volumes(args.input)
     flags = {"threshold": args.threshold, "keep_fraction": args.keep_fraction, "flip_average": args.flip_average}
     try:
-        chosen = InferenceChoice.read(Path(args.model[0]).parent)
+        chosen = InferenceChoice.read(locate(args.model[0]))
         settings = dataclasses.replace(chosen.settings if chosen else DEFAULT,
                                        **{k: v for k, v in flags.items() if v is not None})
         members = [load_trained(path, args.dataset, args.data_dir) for path in args.model]
         data, split = members[0][1].data, args.split or members[0][1].test_split
         if volumes:
             out = Path(args.out or Path(args.model[0]).parent / "eval-input")
-            report = predict_cases([(model, run.data) for model, run in members], settings,
-                                   scans.find_cases(args.input, args.labels), out)
+            case_model = CaseModel(" + ".join(args.model), [(m, run.data) for m, run in members], settings)
+            cases = scans.find_cases(args.input, args.labels, args.channel_names)
+            report = predict_cases(lambda case: case_model, cases, out)
             scored = f", mean Dice {report['volume_dice_mean']:.4f}" if "volume_dice_mean" in report else ""
             print(f"{len(report['cases'])} cases{scored}: masks, volumes.csv and report.json in {out}")
             return 0

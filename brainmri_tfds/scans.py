@@ -5,10 +5,16 @@ model knows, and masks written back on the scan's own grid.
     scan = load_case(cases[0])              # slices uint8 [n, 256, 256, 3], as Kaggle stores them
     mask_image = scan.to_native(mask_256)   # a nibabel image: the FLAIR's exact shape and affine
 
-Case layout (as nnU-Net names channels): `CASE_0000.nii.gz` pre-contrast, `CASE_0001.nii.gz`
-FLAIR, `CASE_0002.nii.gz` post-contrast, and optionally `CASE_seg.nii.gz`, the true mask (or in
-a separate labels folder as `CASE.nii.gz`). A lone NIfTI file, or a case with FLAIR alone, is
-FLAIR, copied into the missing sequences as Kaggle stores a patient missing one.
+Case layout: one file per channel, `CASE_XXXX.nii.gz` as nnU-Net names them, and optionally
+`CASE_seg.nii.gz`, the true mask (or in a separate labels folder as `CASE.nii.gz`). nnU-Net fixes
+no channel order; which channel is which sequence comes, first found, from `channel_names`
+(`--channel-names 0000=T1,0001=T1ce,0002=T2,0003=FLAIR`), from an nnU-Net `dataset.json` in or
+beside the input folder (its "channel_names"), or else from this project's own rule: `_0000`
+pre-contrast, `_0001` FLAIR, `_0002` post-contrast (`DEFAULT_CHANNELS`). The usual names map to
+the model's sequences (`SEQUENCE_NAMES`: FLAIR; T1/T1w/T1n/pre-contrast; T1ce/T1c/T1Gd/
+post-contrast); T2 is left out with a note; any other name is an error naming it. A lone NIfTI
+file, or a case with FLAIR alone, is FLAIR, copied into the missing sequences as Kaggle stores a
+patient missing one.
 
 DICOM (read by pydicom; each slice's geometry by nibabel's DICOM wrapper): a folder whose files
 form one series is FLAIR alone; a folder of several series names each by its SeriesDescription
@@ -36,8 +42,19 @@ import numpy as np
 from brainmri_tfds.layout import NATIVE_SIZE
 
 MODEL_AXES = ("P", "L", "S")  # where increasing rows, columns and slices point
-CHANNELS = ("0000", "0001", "0002")  # pre-contrast, FLAIR, post-contrast
-FLAIR = "0001"
+CHANNELS = ("0000", "0001", "0002")  # the model's sequences, in Kaggle's order: pre-contrast, FLAIR, post-contrast
+PRE, FLAIR, POST = CHANNELS
+SEQUENCE_LABELS = {PRE: "pre-contrast", FLAIR: "FLAIR", POST: "post-contrast"}
+DEFAULT_CHANNELS = {PRE: PRE, FLAIR: FLAIR, POST: POST}  # this project's rule: file channel -> sequence
+DEFAULT_RULE = "this project's rule (_0000 pre-contrast, _0001 FLAIR, _0002 post-contrast)"
+# Channel names as people write them (lower case, without spaces, '-', '_' or '+') -> the model's
+# sequence, or None: a sequence the model does not take (left out with a note).
+SEQUENCE_NAMES = {
+    **dict.fromkeys(("flair", "t2flair"), FLAIR),
+    **dict.fromkeys(("t1", "t1w", "t1n", "t1pre", "pre", "precontrast", "t1native"), PRE),
+    **dict.fromkeys(("t1ce", "t1c", "t1gd", "t1gad", "t1post", "post", "postcontrast", "t1contrast"), POST),
+    **dict.fromkeys(("t2", "t2w"), None),
+}
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 CASE_FILE = re.compile(r"^(?P<case>.+)_(?P<part>\d{4}|seg)\.nii(\.gz)?$")
 # Kaggle's volumes: 20-88 axial slices of about 1 x 1 mm in-plane (256x256), not skull-stripped.
@@ -67,11 +84,90 @@ class DicomSeries:
 
 @dataclasses.dataclass(frozen=True)
 class CaseFiles:
-    """The files of one case: sequence number (CHANNELS) -> path, and the true mask if given."""
+    """The files of one case: the model's sequence (CHANNELS) -> path, the true mask if given, and
+    the files left out (a sequence the model does not take)."""
 
     case: str
     sequences: dict
     truth: Path | None = None
+    left_out: tuple = ()
+
+    @property
+    def flair_only(self) -> bool:
+        return set(self.sequences) == {FLAIR}
+
+
+def sequence_of(name: str, where: str) -> str | None:
+    """The model's sequence a channel name means (None: one it does not take); ScanError naming
+    `where` for a name it does not know."""
+    key = re.sub(r"[\s_+\-]", "", str(name).lower())
+    if key not in SEQUENCE_NAMES:
+        raise ScanError(f"{where}: channel name {name!r} is none the model knows; use FLAIR, T1 (pre-contrast), "
+                        "T1ce (post-contrast) or T2 (left out)")
+    return SEQUENCE_NAMES[key]
+
+
+def channel_map(names: dict, where: str) -> dict[str, str | None]:
+    """{file channel '0000'..: name} (dataset.json's keys '0', '1', ... too) -> {file channel: the
+    model's sequence or None}; ScanError naming `where` for an unknown name, a sequence named
+    twice, or no FLAIR."""
+    mapping = {}
+    for key, name in names.items():
+        if not str(key).isdigit():
+            raise ScanError(f"{where}: channel {key!r} is not a number (expected 0000=FLAIR or 0=FLAIR)")
+        mapping[f"{int(key):04d}"] = sequence_of(name, where)
+    taken = [s for s in mapping.values() if s is not None]
+    twice = sorted({SEQUENCE_LABELS[s] for s in taken if taken.count(s) > 1})
+    if twice:
+        raise ScanError(f"{where}: more than one channel is {', '.join(twice)}")
+    if FLAIR not in taken:
+        raise ScanError(f"{where}: no channel is FLAIR ({names}); the model needs FLAIR")
+    return mapping
+
+
+def parse_channel_names(text: str) -> dict[str, str]:
+    """'0000=T1,0001=T1ce,0003=FLAIR' -> {'0000': 'T1', ...} (an argparse type: a malformed item is
+    argparse.ArgumentTypeError)."""
+    import argparse
+
+    names = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, name = item.partition("=")
+        if not sep or not key.strip() or not name.strip():
+            raise argparse.ArgumentTypeError(f"{item!r} is not CHANNEL=NAME (e.g. 0003=FLAIR)")
+        names[key.strip()] = name.strip()
+    if not names:
+        raise argparse.ArgumentTypeError("no CHANNEL=NAME given")
+    return names
+
+
+def add_channel_names_argument(parser) -> None:
+    """--channel-names, as brainmri-predict and evaluate.py take it."""
+    parser.add_argument("--channel-names", type=parse_channel_names, metavar="CHANNEL=NAME,...",
+                        help="NIfTI input: which file channel is which sequence, e.g. 0000=T1,0001=T1ce,0002=T2,"
+                             "0003=FLAIR (default: dataset.json in or beside the input, else this project's rule: "
+                             "_0000 pre-contrast, _0001 FLAIR, _0002 post-contrast)")
+
+
+def find_channel_map(path: Path, names: dict | None = None) -> tuple[dict[str, str | None], str]:
+    """(file channel -> the model's sequence, where the rule came from): `names` if given, else an
+    nnU-Net dataset.json in or beside `path` (its folder, for a file), else DEFAULT_CHANNELS."""
+    if names:
+        return channel_map(names, "--channel-names"), "--channel-names"
+    folder = path if path.is_dir() else path.parent
+    for candidate in (folder / "dataset.json", folder.parent / "dataset.json"):
+        if candidate.is_file():
+            import json
+
+            try:
+                described = json.loads(candidate.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ScanError(f"{candidate}: not valid JSON ({err})") from None
+            listed = described.get("channel_names", described.get("modality")) if isinstance(described, dict) else None
+            if not isinstance(listed, dict):
+                raise ScanError(f"{candidate}: no \"channel_names\" (an nnU-Net dataset.json names its channels there)")
+            return channel_map(listed, str(candidate)), str(candidate)
+    return dict(DEFAULT_CHANNELS), DEFAULT_RULE
 
 
 def _strip_suffix(name: str) -> str:
@@ -149,9 +245,11 @@ def _dicom_case(folder: Path) -> CaseFiles:
     return CaseFiles(folder.name, sequences)
 
 
-def find_cases(path: str | Path, labels: str | Path | None = None) -> list[CaseFiles]:
-    """The cases in a NIfTI file or an nnU-Net-style folder, sorted by name; true masks from
-    `CASE_seg.nii.gz` beside them or `labels/CASE.nii.gz`."""
+def find_cases(path: str | Path, labels: str | Path | None = None,
+               channel_names: dict | None = None) -> list[CaseFiles]:
+    """The cases in a NIfTI file, an nnU-Net-style folder or DICOM series, sorted by name; true
+    masks from `CASE_seg.nii.gz` beside them or `labels/CASE.nii.gz`. NIfTI channels are mapped
+    to the model's sequences by `find_channel_map` (`channel_names`, dataset.json, or the default)."""
     path = Path(path)
     if path.is_dir() and not any(is_nifti(p) for p in path.iterdir()):
         if any(p.is_file() and is_dicom(p) for p in path.iterdir()):
@@ -162,11 +260,19 @@ def find_cases(path: str | Path, labels: str | Path | None = None) -> list[CaseF
         if not cases:
             raise ScanError(f"{path}: no NIfTI files (.nii or .nii.gz) and no DICOM series")
         return [dataclasses.replace(c, truth=_label_of(Path(labels), c.case)) for c in cases] if labels else cases
+    if not path.exists():
+        raise ScanError(f"{path}: no such file or folder")
+    mapping, rule = find_channel_map(path, channel_names)
     if path.is_file():
         if not is_nifti(path):
             raise ScanError(f"{path}: not a NIfTI file (.nii or .nii.gz)")
         match = CASE_FILE.match(path.name)
-        case = match["case"] if match and match["part"] == FLAIR else _strip_suffix(path.name)
+        if match and match["part"] != "seg" and mapping.get(match["part"]) == FLAIR:
+            case = match["case"]
+        elif match and match["part"] != "seg" and rule != DEFAULT_RULE:
+            raise ScanError(f"{path}: channel {match['part']} is not FLAIR by {rule}; a case needs its FLAIR")
+        else:
+            case = _strip_suffix(path.name)  # a lone volume: FLAIR alone
         cases = [CaseFiles(case, {FLAIR: path})]
     else:
         grouped: dict[str, dict] = {}
@@ -181,14 +287,15 @@ def find_cases(path: str | Path, labels: str | Path | None = None) -> list[CaseF
         cases = []
         for case, parts in grouped.items():
             truth = parts.pop("seg", None)
-            unknown = sorted(set(parts) - set(CHANNELS))
+            unknown = sorted(set(parts) - set(mapping))
             if unknown:
-                raise ScanError(f"{path / case}: channels {unknown} unknown; expected {list(CHANNELS)} "
-                                "(pre-contrast, FLAIR, post-contrast)")
-            if FLAIR not in parts:
-                raise ScanError(f"{path}: case {case} has no FLAIR ({case}_{FLAIR}.nii.gz); "
+                raise ScanError(f"{path / case}: channels {unknown} are not named by {rule}")
+            sequences = {mapping[part]: file for part, file in parts.items() if mapping[part] is not None}
+            left_out = tuple(sorted(file.name for part, file in parts.items() if mapping[part] is None))
+            if FLAIR not in sequences:
+                raise ScanError(f"{path}: case {case} has no FLAIR (by {rule}); "
                                 f"found {sorted(p.name for p in parts.values())}")
-            cases.append(CaseFiles(case, parts, truth))
+            cases.append(CaseFiles(case, sequences, truth, left_out))
     if labels is not None:
         cases = [dataclasses.replace(c, truth=_label_of(Path(labels), c.case)) for c in cases]
     return cases
@@ -344,13 +451,25 @@ class Scan:
                            [top:top + rows, left:left + cols] for s in volume], axis=2)
         return orientations.apply_orientation(native, back)
 
+    def in_model_axes(self, volume: np.ndarray) -> np.ndarray:
+        """A volume on the FLAIR's grid turned to [slices, rows, cols] of axial slices in MODEL_AXES."""
+        from nibabel import orientations
+
+        forward, _ = _orientation(self.reference.affine)
+        return orientations.apply_orientation(volume, forward).transpose(2, 0, 1)
+
     def mask_image(self, mask: np.ndarray):
         """A uint8 0/1 NIfTI image of `mask` (on the FLAIR's grid) with the FLAIR's affine and header."""
+        return self.image_like(mask.astype(np.uint8))
+
+    def image_like(self, values: np.ndarray):
+        """A NIfTI image of `values` (on the FLAIR's grid, uint8 or float32) with the FLAIR's affine and header."""
         import nibabel as nib
 
         header = self.reference.header.copy()
-        header.set_data_dtype(np.uint8)
-        image = nib.Nifti1Image(mask.astype(np.uint8), self.reference.affine, header)
+        header.set_data_dtype(values.dtype)
+        header.set_slope_inter(1.0, 0.0)
+        image = nib.Nifti1Image(values, self.reference.affine, header)
         image.set_qform(self.reference.affine, code=int(self.reference.header["qform_code"]) or 1)
         image.set_sform(self.reference.affine, code=int(self.reference.header["sform_code"]) or 1)
         return image

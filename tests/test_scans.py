@@ -50,8 +50,7 @@ def test_a_nifti_case_gives_kaggles_slices_whatever_its_orientation(phantoms, ax
     assert np.array_equal(scan.images, images)  # voxel for voxel, after reorientation
     assert scan.slice_spacing() == pytest.approx(SPACING, abs=1e-5)
     assert np.array_equal(scan.to_native(masks.astype(np.float32)) > 0.5, scan.truth)  # and back again
-    forward, _ = scans._orientation(scan.reference.affine)
-    size = tumor_measures(nib.orientations.apply_orientation(scan.truth, forward), scan.slice_spacing())
+    size = tumor_measures(scan.in_model_axes(scan.truth).transpose(1, 2, 0), scan.slice_spacing())
     assert size["volume_ml"] == pytest.approx(masks.sum() * np.prod(SPACING) / 1000, rel=1e-6)  # the phantom's
     assert size["tumor_slices"] == int(masks.any(axis=(1, 2)).sum())
 
@@ -118,8 +117,7 @@ def test_evaluate_writes_masks_on_the_inputs_grid_the_same_in_every_orientation(
         assert written.shape == flair.shape and np.array_equal(written.affine, flair.affine)
         assert written.get_data_dtype() == np.uint8 and set(np.unique(written.get_fdata())) <= {0, 1}
         scan = scans.load_case(scans.find_cases(folder)[0])
-        forward, _ = scans._orientation(flair.affine)
-        predicted = nib.orientations.apply_orientation(written.get_fdata() > 0, forward).transpose(2, 0, 1)
+        predicted = scan.in_model_axes(written.get_fdata() > 0)
         overlap = 2 * (predicted & expected).sum() / (predicted.sum() + expected.sum())
         assert overlap >= 0.99, axcodes
 
@@ -130,8 +128,8 @@ def test_evaluate_writes_masks_on_the_inputs_grid_the_same_in_every_orientation(
         assert case["hd95_mm"] > 0 and report["per_patient"][patient]["hd95_mm"] == case["hd95_mm"]
         assert abs(case["volume_ml"] - truth_ml) < 0.5 * truth_ml  # the stand-in finds most of the tumor
         rows = (out / "volumes.csv").read_text().splitlines()
-        assert rows[0] == "case,volume_ml,tumor_slices,max_axial_diameter_mm,dice,hd95_mm"
-        assert rows[1].startswith(f"{patient},{case['volume_ml']:.4f},{case['tumor_slices']},")
+        assert rows[0] == "case,model,volume_ml,tumor_slices,max_axial_diameter_mm,dice,hd95_mm"
+        assert rows[1].startswith(f"{patient},{flair_model},{case['volume_ml']:.4f},{case['tumor_slices']},")
         assert cv2.imread(str(out / f"{patient}.png")) is not None
 
 

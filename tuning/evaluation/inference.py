@@ -41,21 +41,23 @@ class PatientVolume:
         return np.stack(self.truth)
 
 
-def load_trained(path: str | Path, dataset: str | None = None, data_dir: str | None = None):
-    """(model loaded in safe mode, ready to predict (`predictor.for_inference`); its RunConfig) from a model.keras
-    with train.py's config.json beside it. `dataset` and `data_dir` override what config.json records. Raises ValueError (one
-    line naming the file) for a missing, corrupt or foreign model, or one config.json does not fit."""
+def load_trained(spec: str | Path, dataset: str | None = None, data_dir: str | None = None):
+    """(model loaded in safe mode, ready to predict (`predictor.for_inference`); its RunConfig) from
+    any model `tuning.models.locate` finds: a model.keras with train.py's config.json beside it, a
+    run folder, a packed file, a shipped model's name. `dataset` and `data_dir` override what
+    config.json records. Raises ValueError (one line naming the file) for a missing, corrupt or
+    foreign model, or one config.json does not fit."""
     import keras
 
     from tuning.evaluation.predictor import for_inference
+    from tuning.models import MODEL_FILE, locate
     from tuning.runfolder import RunConfig
     import tuning.unet  # noqa: F401  (registers the U-Net's own layers for loading)
 
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such model file")
+    folder = locate(spec)
+    path = folder / MODEL_FILE
     try:
-        run = RunConfig.read(path.parent)
+        run = RunConfig.read(folder)
     except FileNotFoundError as err:
         raise ValueError(str(err)) from None
     overrides = {k: v for k, v in {"dataset": dataset, "data_dir": data_dir}.items() if v is not None}

@@ -1,0 +1,207 @@
+"""brainmri-predict (tuning/predict.py) and the models it takes (tuning/models.py): cases named the
+nnU-Net way or by a dataset.json, FLAIR-only cases routed to the FLAIR model, the same masks as
+evaluate.py --input, a packed model the same as its run folder, bad input one line and nothing written."""
+
+import csv
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import evaluate
+from brainmri_tfds import scans, synthetic
+from tuning import models, predict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stand_in(folder: Path, channels: str) -> Path:
+    """A run folder with a U-Net stand-in that calls bright FLAIR tumor (FLAIR is channel 1 of 3)."""
+    import keras
+
+    from brainmri_tfds.settings import DataSettings
+    from tuning.runfolder import RunConfig
+
+    folder.mkdir(parents=True)
+    inputs = 3 if channels == "all" else 1
+    model = keras.Sequential([keras.Input((64, 64, inputs), name="image"),
+                              keras.layers.Conv2D(1, 1, activation="sigmoid", name="mask")])
+    kernel = np.zeros((1, 1, inputs, 1), np.float32)
+    kernel[0, 0, inputs // 2, 0] = 80.0  # FLAIR: the middle of pre, FLAIR, post; the only one alone
+    model.layers[-1].set_weights([kernel, np.array([-76.0], np.float32)])
+    model.save(folder / "model.keras")
+    RunConfig(DataSettings("lgg_mri/synthetic", 64, channels)).write(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """A stand-in for the shipped models' folder: a three-sequence and a FLAIR-only model."""
+    root = tmp_path_factory.mktemp("pretrained")
+    _stand_in(root / predict.THREE_SEQUENCES, "all")
+    _stand_in(root / predict.FLAIR_ONLY, "flair")
+    return root
+
+
+@pytest.fixture
+def as_shipped(shipped, monkeypatch):
+    monkeypatch.setattr(models, "SHIPPED", shipped)
+    return shipped
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    """Two phantom cases named the nnU-Net way: one with three sequences, one with FLAIR alone."""
+    folder = tmp_path_factory.mktemp("cases")
+    (full,) = synthetic.write_nifti_cases(folder, 1, seed=3, slices=(6, 7))
+    alone = tmp_path_factory.mktemp("alone")
+    (flair,) = synthetic.write_nifti_cases(alone, 1, seed=4, sequences=("0001",), slices=(6, 7))
+    for path in alone.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder, full, flair
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    with open(out / "volumes.csv") as handle:
+        return {row["case"]: row for row in csv.DictReader(handle)}
+
+
+def test_each_case_goes_to_the_model_for_its_sequences(as_shipped, cases, tmp_path, capsys):
+    folder, full, flair = cases
+    out = tmp_path / "out"
+    assert predict.main(["-i", str(folder), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(predict.NOTICE) and "Buda" in printed and printed.count("Please cite") == 1
+    rows = _rows(out)
+    assert rows[full]["model"] == predict.THREE_SEQUENCES and rows[flair]["model"] == predict.FLAIR_ONLY
+    for case in (full, flair):
+        written, source = nib.load(str(out / f"{case}.nii.gz")), nib.load(str(folder / f"{case}_0001.nii.gz"))
+        assert written.shape == source.shape and np.array_equal(written.affine, source.affine)
+        assert float(rows[case]["dice"]) > 0.3  # the stand-in finds the phantom's tumor (CASE_seg beside it)
+    report = json.loads((out / "report.json").read_text())
+    assert report["cases"][flair]["model"] == predict.FLAIR_ONLY and set(report["models"]) == {
+        predict.THREE_SEQUENCES, predict.FLAIR_ONLY}
+
+
+def test_a_brats_style_dataset_json_names_the_channels(as_shipped, cases, tmp_path):
+    folder, full, _ = cases
+    brats = tmp_path / "brats"
+    brats.mkdir()
+    # BraTS order, as nnU-Net's conversion writes it: T1, T1ce, T2, FLAIR
+    for source, target in (("0000", "0000"), ("0002", "0001"), ("0000", "0002"), ("0001", "0003")):
+        (brats / f"{full}_{target}.nii.gz").write_bytes((folder / f"{full}_{source}.nii.gz").read_bytes())
+    (brats / "dataset.json").write_text(json.dumps(
+        {"channel_names": {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"}, "labels": {"background": 0}}))
+    (case,) = scans.find_cases(brats)
+    assert case.left_out == (f"{full}_0002.nii.gz",) and not case.flair_only
+    same = next(c for c in scans.find_cases(folder) if c.case == full)  # the same case, named by this project's rule
+    np.testing.assert_array_equal(scans.load_case(case).images, scans.load_case(same).images)
+    out = tmp_path / "out"
+    assert predict.main(["-i", str(brats), "-o", str(out)]) == 0
+    assert _rows(out)[full]["model"] == predict.THREE_SEQUENCES
+
+    flags = scans.find_cases(brats, channel_names={"0000": "pre", "0001": "post-contrast", "0002": "T2w",
+                                                   "0003": "T2-FLAIR"})  # the flag wins over dataset.json
+    np.testing.assert_array_equal(scans.load_case(flags[0]).images, scans.load_case(same).images)
+
+
+@pytest.mark.parametrize("names, message", [
+    ({"0000": "T1", "0001": "T1ce", "0002": "T2", "0003": "DWI"}, "channel name 'DWI' is none the model knows"),
+    ({"0000": "T1", "0001": "T1ce", "0002": "T2", "0003": "T1"}, "more than one channel is pre-contrast"),
+    ({"0000": "T1", "0001": "T1ce", "0002": "T2", "0003": "T2w"}, "no channel is FLAIR"),
+    ({"0000": "T1", "0001": "FLAIR"}, "channels ['0002', '0003'] are not named by"),
+])
+def test_channels_that_cannot_be_mapped_are_one_line_and_nothing_is_written(as_shipped, cases, tmp_path, capsys,
+                                                                             names, message):
+    folder, full, _ = cases
+    brats = tmp_path / "brats"
+    brats.mkdir()
+    for part in ("0000", "0001", "0002", "0003"):
+        (brats / f"{full}_{part}.nii.gz").write_bytes((folder / f"{full}_0001.nii.gz").read_bytes())
+    flag = ",".join(f"{k}={v}" for k, v in names.items())
+    out = tmp_path / "out"
+    assert predict.main(["-i", str(brats), "-o", str(out), "--channel-names", flag]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and message in error and len(error.splitlines()) == 1, error
+    assert not out.exists()
+
+
+def test_the_masks_agree_with_evaluate_and_a_packed_model_with_its_run_folder(shipped, cases, tmp_path):
+    folder, full, flair = cases
+    run = shipped / predict.THREE_SEQUENCES
+    assert predict.main(["-i", str(folder), "-o", str(tmp_path / "predict"), "--model", str(run)]) == 0
+    assert evaluate.main(["--model", str(run / "model.keras"), "--input", str(folder),
+                          "--out", str(tmp_path / "evaluate")]) == 0
+    packed = tmp_path / "colleague.brainmri"
+    assert models.main(["--pack", str(run), str(packed)]) == 0
+    assert sorted(zipfile.ZipFile(packed).namelist()) == ["config.json", "model.keras"]
+    assert predict.main(["-i", str(folder), "-o", str(tmp_path / "packed"), "--model", str(packed)]) == 0
+    for case in (full, flair):
+        masks = [nib.load(str(tmp_path / name / f"{case}.nii.gz")).get_fdata() for name in
+                 ("predict", "evaluate", "packed")]
+        assert masks[0].any()
+        np.testing.assert_array_equal(masks[0], masks[1])
+        np.testing.assert_array_equal(masks[0], masks[2])
+    assert set(_rows(tmp_path / "predict")[c]["model"] for c in (full, flair)) == {str(run)}  # one model for all
+
+
+def test_probabilities_are_written_when_asked(as_shipped, cases, tmp_path):
+    folder, full, _ = cases
+    out = tmp_path / "out"
+    assert predict.main(["-i", str(folder / f"{full}_0001.nii.gz"), "-o", str(out), "--save-probabilities",
+                         "--device", "cpu"]) == 0
+    probability = nib.load(str(out / f"{full}_probabilities.nii.gz"))
+    mask = nib.load(str(out / f"{full}.nii.gz")).get_fdata() > 0
+    values = probability.get_fdata()
+    assert probability.get_data_dtype() == np.float32 and 0.0 <= values.min() and values.max() <= 1.0
+    assert (values[mask] > 0.5).all()  # the mask is the thresholded map (largest component kept)
+    assert _rows(out)[full]["model"] == predict.FLAIR_ONLY  # a lone FLAIR file
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-i", "nowhere.nii.gz"], "nowhere.nii.gz: no such file or folder"),
+    (["--model", "no-such-model"], "no-such-model: no such model file or folder, and not a shipped model's name"),
+])
+def test_bad_input_is_one_line(as_shipped, cases, tmp_path, capsys, argv, message):
+    folder, _, _ = cases
+    full = {"-i": str(folder), "-o": str(tmp_path / "out")}
+    flags = dict(zip(argv[::2], argv[1::2]))
+    args = [item for key, value in {**full, **flags}.items() for item in (key, value)]
+    assert predict.main(args) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"error: {message}" or (error.startswith("error: ") and message in error), error
+    assert len(error.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_without_shipped_models_it_asks_for_one(cases, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(models, "SHIPPED", tmp_path / "none")
+    assert predict.main(["-i", str(cases[0]), "-o", str(tmp_path / "out")]) == 2
+    assert "ships no model" in capsys.readouterr().err
+
+
+def test_a_foreign_file_is_not_a_packed_model(tmp_path):
+    foreign = tmp_path / "x.brainmri"
+    with zipfile.ZipFile(foreign, "w") as archive:
+        archive.writestr("../escape.txt", "no")
+    with pytest.raises(ValueError, match="not a packed brainmri model"):
+        models.locate(foreign)
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_command_and_the_shipped_models(tmp_path):
+    """What a non-editable `pip install .` installs: the console command and tuning/pretrained/."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(ROOT)], check=True, cwd=tmp_path)
+    (wheel,) = tmp_path.glob("brainmri-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "tuning/predict.py" in names and "tuning/models.py" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "brainmri-predict = tuning.predict:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    for name, folder in models.shipped().items():  # every file of every shipped model
+        for path in folder.iterdir():
+            assert f"tuning/pretrained/{name}/{path.name}" in names
