@@ -317,15 +317,49 @@ def _load(path):
 
     try:
         image = nib.load(str(path))
+        _check_declared_size(path, image)
         data = np.asanyarray(image.dataobj)
-    except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError) as err:
+    except ScanError:
+        raise
+    except Exception as err:  # nibabel, numpy's memory map and gzip raise many types for a damaged file
         reason = " ".join(str(err).split()) or type(err).__name__
-        raise ScanError(f"{path}: not a readable NIfTI file ({reason})") from None
+        raise ScanError(f"{path}: not a readable NIfTI file ({type(err).__name__}: {reason})") from None
+    affine = np.asarray(image.affine, np.float64)
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise ScanError(f"{path}: its affine (the sform/qform that places voxels in the body) is not finite or "
+                        "not invertible; the header is damaged")
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
         raise ScanError(f"{path}: a {data.ndim}D image of shape {data.shape}; one 3D volume per file is expected")
     return image, data
+
+
+MAX_VOXELS = 2048**3  # far more than any MRI volume: a header declaring more is damaged
+
+
+def _check_declared_size(path, image) -> None:
+    """ScanError when the header declares a shape the file cannot hold: a dimension below 1, more
+    voxels than MAX_VOXELS, or more bytes than the file (for .nii.gz: than gzip's stored length)."""
+    shape = tuple(int(n) for n in image.header.get_data_shape())
+    if not shape or min(shape) < 1:
+        raise ScanError(f"{path}: its header declares the shape {shape}; the header is damaged")
+    voxels = int(np.prod(shape, dtype=np.float64))
+    if voxels > MAX_VOXELS:
+        raise ScanError(f"{path}: its header declares {voxels:,} voxels ({' x '.join(map(str, shape))}), far more "
+                        "than a scan holds; the header is damaged")
+    needed = int(image.header.get_data_offset()) + voxels * image.header.get_data_dtype().itemsize
+    if str(path).endswith(".gz"):
+        with open(path, "rb") as handle:  # gzip's last 4 bytes: the uncompressed length, modulo 2**32
+            handle.seek(-4, 2)
+            held = int.from_bytes(handle.read(4), "little")
+        short = needed < 2**32 and held < needed
+    else:
+        held = Path(path).stat().st_size
+        short = held < needed
+    if short:
+        raise ScanError(f"{path}: its header declares {' x '.join(map(str, shape))} voxels ({needed:,} bytes) but the "
+                        f"file holds {held:,} bytes; the header is damaged or the file cut short")
 
 
 def _load_dicom(series: DicomSeries):
@@ -355,6 +389,12 @@ def _load_dicom(series: DicomSeries):
             raise ScanError(f"{path}: a DICOM image of shape {pixels.shape}; one 2D slice per file is expected")
         slices.append((position, affine, pixels))
     slices.sort(key=lambda s: s[0])
+    positions = [round(float(s[0]), 3) for s in slices]
+    if len(set(positions)) < len(positions):
+        import sys
+
+        print(f"warning: {series}: {len(positions) - len(set(positions))} slice(s) share a position with another; "
+              "all are kept in file order", file=sys.stderr, flush=True)
     shapes = {s[2].shape for s in slices}
     if len(shapes) != 1:
         raise ScanError(f"{series}: its slices differ in size {sorted(shapes)}")
@@ -430,7 +470,7 @@ class Scan:
     @property
     def spacing(self) -> tuple:
         """Voxel size in mm along the FLAIR's array axes."""
-        return tuple(float(z) for z in self.reference.header.get_zooms()[:3])
+        return voxel_sizes(self.reference.affine)
 
     def slice_spacing(self) -> tuple:
         """(row mm, column mm, slice mm) in the model's orientation."""
@@ -475,10 +515,15 @@ class Scan:
         return image
 
     def domain_warnings(self) -> list[str]:
-        """Ways this case differs from the Kaggle volumes the models were trained on."""
+        """Ways this case differs from the Kaggle volumes the models were trained on, and geometry the
+        header states two ways."""
         rows_mm, cols_mm, slice_mm = self.slice_spacing()
         slices = self.images.shape[0]
         warnings = []
+        pixdim = tuple(float(z) for z in self.reference.header.get_zooms()[:3])
+        if not np.allclose(pixdim, self.spacing, rtol=1e-3, atol=1e-4):
+            warnings.append(f"the header's voxel sizes (pixdim {pixdim}) disagree with its affine's "
+                            f"({tuple(round(v, 4) for v in self.spacing)}); the affine's are used for mm and mL")
         if not TRAINING_SLICES[0] <= slices <= TRAINING_SLICES[1]:
             warnings.append(f"{slices} axial slices (training volumes have {TRAINING_SLICES[0]}-{TRAINING_SLICES[1]})")
         if not TRAINING_SLICE_MM[0] <= slice_mm <= TRAINING_SLICE_MM[1]:
@@ -489,7 +534,7 @@ class Scan:
         background = float((flair[:, :8, :] == 0).mean())
         if background > 0.98 and float((flair == 0).mean()) > 0.6:
             warnings.append("looks skull-stripped (training volumes keep the skull and scalp)")
-        return warnings
+        return [w if w.startswith("the header") else f"{w}: expect lower accuracy" for w in warnings]
 
 
 def load_case(case: CaseFiles) -> Scan:
@@ -520,6 +565,11 @@ def _check_same_grid(flair_path: Path, reference, shape, affine, path: Path) -> 
     if tuple(shape) != tuple(reference.shape[:3]) or not np.allclose(affine, reference.affine, atol=1e-3):
         raise ScanError(f"{path}: its grid (shape {tuple(shape)}, affine) differs from the FLAIR's "
                         f"({flair_path.name}, shape {tuple(reference.shape[:3])}); resample it to the FLAIR first")
+
+
+def voxel_sizes(affine) -> tuple:
+    """Voxel size in mm along each array axis, from the affine (the lengths of its first three columns)."""
+    return tuple(float(v) for v in np.sqrt((np.asarray(affine, np.float64)[:3, :3] ** 2).sum(axis=0)))
 
 
 def model_axes_affine(spacing: tuple[float, float, float]):

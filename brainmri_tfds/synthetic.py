@@ -240,7 +240,8 @@ def write_dicom_case(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m brainmri_tfds.synthetic",
-        description="Write phantom LGG patients in Kaggle's layout (OUT/kaggle_3m/TCGA_*/...).",
+        description="Write phantom LGG patients in Kaggle's layout (OUT/kaggle_3m/TCGA_*/...), or with --nifti "
+                    "as NIfTI cases named the nnU-Net way (OUT/<id>_0000/0001/0002.nii.gz and <id>_seg.nii.gz).",
     )
     parser.add_argument("out", help="folder to write into (created if missing)")
     parser.add_argument("--patients", type=int, default=20, help="number of patients (default 20)")
@@ -249,9 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         "--slices", type=int, nargs=2, default=DEFAULT_SLICES, metavar=("MIN", "MAX"),
         help=f"slices per patient, drawn in [MIN, MAX] (default {DEFAULT_SLICES[0]} {DEFAULT_SLICES[1]})",
     )
+    parser.add_argument("--nifti", action="store_true", help="NIfTI cases instead of Kaggle's layout")
     args = parser.parse_args(argv)
     if args.patients < 1 or not 1 <= args.slices[0] <= args.slices[1]:
         parser.error("--patients must be >= 1 and --slices MIN MAX must satisfy 1 <= MIN <= MAX")
+    if args.nifti:
+        written = write_nifti_cases(args.out, args.patients, args.seed, slices=tuple(args.slices))
+        print(f"wrote {len(written)} phantom NIfTI cases to {args.out}")
+        return 0
     written = write_patients(args.out, args.patients, args.seed, slices=tuple(args.slices))
     print(f"wrote {len(written)} phantom patients to {epath.Path(args.out) / 'kaggle_3m'}")
     return 0

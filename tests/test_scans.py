@@ -205,3 +205,61 @@ def test_dicom_series_that_cannot_be_told_apart_are_refused(flair_model, tmp_pat
     error = capsys.readouterr().err.strip()
     assert f"{case}: 2 DICOM series" in error and "no way to tell" in error and len(error.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def _damage(raw: bytearray, kind: str) -> None:
+    """One header field of an uncompressed little-endian NIfTI-1 file damaged (offsets: the NIfTI-1 standard)."""
+    import struct
+
+    if kind == "unknown datatype":
+        struct.pack_into("<h", raw, 70, 999)
+    elif kind == "dims far beyond the file":
+        struct.pack_into("<3h", raw, 42, 20000, 20000, 30000)
+    elif kind == "negative dim":
+        struct.pack_into("<h", raw, 42, -5)
+    elif kind == "dim[0] of 9":
+        struct.pack_into("<h", raw, 40, 9)
+    elif kind == "big-endian dims":
+        dims = struct.unpack_from("<8h", raw, 40)
+        struct.pack_into(">8h", raw, 40, *dims)
+    elif kind == "negative vox_offset":
+        struct.pack_into("<f", raw, 108, -100.0)
+    elif kind in ("NaN sform", "singular sform"):
+        struct.pack_into("<hh", raw, 252, 0, 1)  # qform unused, sform used
+        value = float("nan") if kind == "NaN sform" else 0.0
+        struct.pack_into("<12f", raw, 280, *([value] * 12))
+    elif kind == "zero pixdim":
+        struct.pack_into("<3f", raw, 80, 0.0, 0.0, 0.0)
+    else:
+        raise AssertionError(kind)
+
+
+DAMAGED = {  # kind: what the one-line error says (None: still readable, a mask and a warning)
+    "unknown datatype": "not a readable NIfTI file", "dims far beyond the file": "far more than a scan holds",
+    "negative dim": "declares the shape", "dim[0] of 9": "not a readable NIfTI file",
+    "big-endian dims": "not a readable NIfTI file", "negative vox_offset": "not a readable NIfTI file",
+    "NaN sform": "not finite or not invertible", "singular sform": "not finite or not invertible",
+    "zero pixdim": None,
+}
+
+
+@pytest.mark.parametrize("kind", DAMAGED)
+def test_a_damaged_header_is_one_line_naming_the_file(phantoms, flair_model, tmp_path, capsys, kind):
+    from tuning import predict
+
+    root, patient, folders = phantoms
+    raw = bytearray(gzip.decompress((folders[("R", "A", "S")] / f"{patient}_0001.nii.gz").read_bytes()))
+    _damage(raw, kind)
+    damaged = tmp_path / "in" / "scan.nii.gz"
+    damaged.parent.mkdir()
+    damaged.write_bytes(gzip.compress(bytes(raw)))
+    out = tmp_path / "out"
+    code = predict.main(["-i", str(damaged), "-o", str(out), "--model", str(flair_model)])
+    captured = capsys.readouterr()
+    if DAMAGED[kind] is None:  # the affine places the voxels: a mask on the input's grid, and a word on it
+        assert code == 0 and "disagree with its affine's" in captured.out
+        assert nib.load(str(out / "scan.nii.gz")).shape == nib.load(str(damaged)).shape
+        return
+    error = captured.err.strip()
+    assert code == 2 and error.startswith(f"error: {damaged}: ") and DAMAGED[kind] in error, error
+    assert len(error.splitlines()) == 1 and "Traceback" not in captured.err and not out.exists()

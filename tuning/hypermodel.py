@@ -76,4 +76,5 @@ class UNetHyperModel(keras_tuner.HyperModel):
                 scoring = [PatientDice(validation_data, validation_patients)]
             validation_data = pipeline.batch(validation_data, config.batch_size)
         kwargs["callbacks"] = ema_callbacks(config.ema_momentum) + scoring + list(kwargs.get("callbacks") or [])
+        kwargs.setdefault("shuffle", False)  # the tf.data pipeline shuffles; Keras' own does not apply to a Dataset
         return model.fit(x, *args, validation_data=validation_data, **kwargs)

@@ -159,7 +159,7 @@ def fit(run: RunConfig, folder: Path, train, validation, patient_dice: PatientDi
           f"{data.channels}/{data.normalization} normalisation/context {data.context}/crop {data.crop} in "
           f"{run.precision}, {run.replicas} replica(s) x batch {run.config.batch_size} -> {folder}", flush=True)
     try:
-        model.fit(train, validation_data=validation, epochs=run.epochs,
+        model.fit(train, validation_data=validation, epochs=run.epochs, shuffle=False,  # tf.data shuffles
                   callbacks=training_callbacks(folder, run.patience, run.config.ema_momentum, patient_dice,
                                                epoch_weights, learning_rate_schedule(
                                                    run.config.lr_schedule, run.config.learning_rate, run.epochs,

@@ -87,7 +87,7 @@ def predict_cases(model_for: Callable[[scans.CaseFiles], CaseModel], cases: list
         for name in case.left_out:
             print(f"  note: {name} left out (a sequence the model does not take)", flush=True)
         for warning in scan.domain_warnings():
-            print(f"  warning: {warning}: expect lower accuracy", flush=True)
+            print(f"  warning: {warning}", flush=True)
         slices = [(case.case, k, image, None) for k, image in enumerate(scan.images)]
         volume = predict_ensemble(chosen.members, lambda: iter(slices), chosen.settings.flip_average,
                                   progress=False)[case.case]
