@@ -1,4 +1,5 @@
-"""The benchmarks run and print the figures issue readers compare (tiny sizes here)."""
+"""The benchmarks and the one-off analyses run and print their figures (tiny sizes here). All of
+them are marked `benchmark`: never part of the default run (`python -m pytest -m benchmark`)."""
 
 import json
 import os
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.benchmark
 
 
 def _script(path: str):
@@ -27,13 +29,7 @@ def _script_main(path: str):
     return _script(path).main
 
 
-def _crossval(command: str):
-    from tuning.crossval.__main__ import main
-
-    return lambda argv: main([command, *argv])
-
-
-@pytest.mark.benchmark  # a fresh process (TensorFlow's kernels are chosen as it loads): `python -m pytest -m benchmark`
+# a fresh process (TensorFlow's kernels are chosen as it loads)
 def test_speed_benchmark_prints_every_figure(synthetic_data_dir):
     command = [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--depth", "2", "--base-filters", "4",
                "--image-size", "32", "--channels", "1", "--batch-size", "4", "--steps", "2", "--warmup", "1",
@@ -163,7 +159,7 @@ def test_intensity_spread_names_the_dimmest_and_brightest_patients(synthetic_dat
         assert 1 <= low <= high <= 255
 
 
-@pytest.mark.benchmark  # 40 s of search and training: `python -m pytest -m benchmark` runs it
+# 40 s of search and training
 def test_budget_times_search_and_training_on_phantoms(tmp_path, capsys):
     out = tmp_path / "budget"
     command = [sys.executable, str(ROOT / "benchmarks" / "budget.py"), "--out", str(out), "--patients", "6",
@@ -194,63 +190,3 @@ def test_budget_says_when_the_manual_dir_is_missing(tmp_path):
                "--manual-dir", str(tmp_path / "no-such-download")]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "no-such-download is not a folder" in result.stderr
-
-
-def _fake_run(folder: Path, dice_by_round: list[dict[str, float]]) -> Path:
-    for index, dice in enumerate(dice_by_round):
-        (folder / f"round{index}").mkdir(parents=True)
-        record = {"eval": dice, "eval-plain": {p: d / 2 for p, d in dice.items()}}
-        (folder / f"round{index}" / "round.json").write_text(json.dumps(record))
-    return folder
-
-
-def test_compare_runs_tells_a_real_gain_from_noise(tmp_path, capsys):
-    main = _crossval("compare")
-
-    rng = np.random.default_rng(0)
-    base = {f"P{i}": float(d) for i, d in enumerate(rng.uniform(0.3, 0.9, size=40))}
-    rounds = lambda dice: [dict(list(dice.items())[:20]), dict(list(dice.items())[20:])]  # noqa: E731
-    a = _fake_run(tmp_path / "a", rounds(base))
-    better = _fake_run(tmp_path / "better", rounds({p: d + 0.05 + rng.normal(0, 0.02) for p, d in base.items()}))
-    noisy = _fake_run(tmp_path / "noisy", rounds({p: d + rng.normal(0, 0.2) for p, d in base.items()}))
-
-    def verdict(*args) -> dict:
-        assert main([str(a), *map(str, args)]) == 0
-        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-
-    gain = verdict(better)
-    assert gain["patients"] == 40 and gain["verdict"] == "B better"
-    assert 0 < gain["mean_difference_ci95"][0] < gain["mean_difference"] < gain["mean_difference_ci95"][1]
-    assert gain["rose"] > 30
-    assert verdict(noisy)["verdict"] == "not told apart"
-    plain = verdict(better, "--plain")  # eval-plain holds half of every Dice: the gain halves too
-    assert plain["mean_difference"] == pytest.approx(gain["mean_difference"] / 2, abs=1e-3)
-    assert main([str(a), str(tmp_path / "missing")]) == 2
-    one = _fake_run(tmp_path / "one", [{"P0": 0.9}])
-    assert verdict(one)["verdict"] == "too few patients to tell"
-
-
-def test_worst_patients_counts_the_under_segmented(tmp_path, capsys):
-    main = _crossval("worst")
-
-    patients = {  # name: (Dice, true pixels, predicted pixels)
-        "A": (0.0, 400, 100), "B": (0.3, 300, 600), "C": (0.5, 200, 50), "D": (0.9, 100, 100), "E": (0.95, 0, 0),
-    }
-    for index, names in enumerate(["AB", "CDE"]):
-        for scoring, scale in (("eval", 1), ("eval-plain", 2)):
-            folder = tmp_path / "run" / f"round{index}" / scoring
-            folder.mkdir(parents=True)
-            per_patient = {p: {"dice": patients[p][0], "true_pixels": patients[p][1],
-                               "predicted_pixels": patients[p][2] * scale} for p in names}
-            (folder / "report.json").write_text(json.dumps({"per_patient": per_patient}))
-
-    def result(*flags) -> dict:
-        assert main([str(tmp_path / "run"), *flags]) == 0
-        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-
-    worst = result("--worst", "3")
-    assert [row["patient"] for row in worst["worst"]] == ["A", "B", "C"]
-    assert worst["under_segmented"] == 2 and worst["worst"][0]["ratio"] == 0.25
-    assert worst["patients"] == 5 and worst["predicted_over_true"] == pytest.approx(850 / 1000)
-    assert result("--plain")["predicted_over_true"] == pytest.approx(1700 / 1000)
-    assert main([str(tmp_path / "missing")]) == 2

@@ -239,3 +239,69 @@ def test_every_candidate_setting_is_scored_simplest_first():
     scores = {(row["threshold"], row["keep_fraction"], row["flip_average"]): row["mean_patient_dice"] for row in table}
     assert scores[(0.3, 0.0, False)] == 1.0 and scores[(0.4, 1.0, True)] == 1.0
     assert scores[(0.5, 0.0, False)] == 0.0 and scores[(0.7, 0.3, True)] == 0.0
+
+
+def _crossval(command: str):
+    from tuning.crossval.__main__ import main
+
+    return lambda argv: main([command, *argv])
+
+
+def _fake_run(folder: Path, dice_by_round: list[dict[str, float]]) -> Path:
+    for index, dice in enumerate(dice_by_round):
+        (folder / f"round{index}").mkdir(parents=True)
+        record = {"eval": dice, "eval-plain": {p: d / 2 for p, d in dice.items()}}
+        (folder / f"round{index}" / "round.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_compare_runs_tells_a_real_gain_from_noise(tmp_path, capsys):
+    main = _crossval("compare")
+
+    rng = np.random.default_rng(0)
+    base = {f"P{i}": float(d) for i, d in enumerate(rng.uniform(0.3, 0.9, size=40))}
+    rounds = lambda dice: [dict(list(dice.items())[:20]), dict(list(dice.items())[20:])]  # noqa: E731
+    a = _fake_run(tmp_path / "a", rounds(base))
+    better = _fake_run(tmp_path / "better", rounds({p: d + 0.05 + rng.normal(0, 0.02) for p, d in base.items()}))
+    noisy = _fake_run(tmp_path / "noisy", rounds({p: d + rng.normal(0, 0.2) for p, d in base.items()}))
+
+    def verdict(*args) -> dict:
+        assert main([str(a), *map(str, args)]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    gain = verdict(better)
+    assert gain["patients"] == 40 and gain["verdict"] == "B better"
+    assert 0 < gain["mean_difference_ci95"][0] < gain["mean_difference"] < gain["mean_difference_ci95"][1]
+    assert gain["rose"] > 30
+    assert verdict(noisy)["verdict"] == "not told apart"
+    plain = verdict(better, "--plain")  # eval-plain holds half of every Dice: the gain halves too
+    assert plain["mean_difference"] == pytest.approx(gain["mean_difference"] / 2, abs=1e-3)
+    assert main([str(a), str(tmp_path / "missing")]) == 2
+    one = _fake_run(tmp_path / "one", [{"P0": 0.9}])
+    assert verdict(one)["verdict"] == "too few patients to tell"
+
+
+def test_worst_patients_counts_the_under_segmented(tmp_path, capsys):
+    main = _crossval("worst")
+
+    patients = {  # name: (Dice, true pixels, predicted pixels)
+        "A": (0.0, 400, 100), "B": (0.3, 300, 600), "C": (0.5, 200, 50), "D": (0.9, 100, 100), "E": (0.95, 0, 0),
+    }
+    for index, names in enumerate(["AB", "CDE"]):
+        for scoring, scale in (("eval", 1), ("eval-plain", 2)):
+            folder = tmp_path / "run" / f"round{index}" / scoring
+            folder.mkdir(parents=True)
+            per_patient = {p: {"dice": patients[p][0], "true_pixels": patients[p][1],
+                               "predicted_pixels": patients[p][2] * scale} for p in names}
+            (folder / "report.json").write_text(json.dumps({"per_patient": per_patient}))
+
+    def result(*flags) -> dict:
+        assert main([str(tmp_path / "run"), *flags]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    worst = result("--worst", "3")
+    assert [row["patient"] for row in worst["worst"]] == ["A", "B", "C"]
+    assert worst["under_segmented"] == 2 and worst["worst"][0]["ratio"] == 0.25
+    assert worst["patients"] == 5 and worst["predicted_over_true"] == pytest.approx(850 / 1000)
+    assert result("--plain")["predicted_over_true"] == pytest.approx(1700 / 1000)
+    assert main([str(tmp_path / "missing")]) == 2

@@ -111,11 +111,14 @@ def test_iou_score_hand_computed_and_as_keras_binary_iou():
     assert _dice([[0, 0, 0, 0]], [[0.0, 0.4, 0.0, 0.0]], IoUScore) == pytest.approx(1.0)  # both empty: rule = 1
 
 
-def test_bce_dice_is_the_sum_of_its_parts():
+def test_bce_dice_is_cross_entropy_plus_soft_dice_computed_by_hand():
+    import math
+
     truth = np.array([[[[1.0], [0.0]], [[1.0], [0.0]]]], np.float32)
     predicted = np.array([[[[0.8], [0.3]], [[0.6], [0.1]]]], np.float32)
-    expected = float(keras.losses.BinaryCrossentropy()(truth, predicted)) + float(keras.losses.Dice()(truth, predicted))
-    assert float(BceDice()(truth, predicted)) == pytest.approx(expected, rel=1e-5)
+    cross_entropy = -(math.log(0.8) + math.log(1 - 0.3) + math.log(0.6) + math.log(1 - 0.1)) / 4  # 0.2990
+    soft_dice = 1 - 2 * (0.8 + 0.6) / (2 + (0.8 + 0.3 + 0.6 + 0.1))  # 1 - 2.8 / 3.8
+    assert float(BceDice()(truth, predicted)) == pytest.approx(cross_entropy + soft_dice, rel=1e-4)
 
 
 @pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
