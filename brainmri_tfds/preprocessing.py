@@ -159,7 +159,7 @@ class Preprocessor:
     def model_input(self, slices, positions) -> tf.Tensor:
         """float32 [..., S, S, C x (2 context + 1)] in [0, 1]: the uint8 `slices` [n, S, S, C] of one
         patient at `positions` (`neighbour_positions`) with their neighbours."""
-        return tf.cast(stack_neighbours(slices, positions), tf.float32) / 255.0
+        return stack_neighbours(tf.cast(slices, tf.float32) / 255.0, positions)
 
     def paste_back(self, probability: np.ndarray, patient: PatientParameters) -> np.ndarray:
         """[n, S, S] predicted at the model's size -> [n, 256, 256] on the native grid (bilinear;
