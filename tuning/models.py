@@ -5,6 +5,7 @@
     folder = locate("runs/train/x/model.keras")     # its model file (config.json beside it)
     folder = locate("x.brainmri")                   # a packed model: unpacked into a temporary folder
     pack("runs/train/x", "x.brainmri")              # model.keras (no optimizer state), config.json, inference.json
+    write_model_folder("runs/train/x", "tuning/pretrained/name")   # the same files, as a shipped model's folder
 
 Every form ends as a folder holding `model.keras` and `config.json`, and `inference.json` when
 the run wrote one (`tuning.runfolder` reads them). A shipped model's folder also holds its model
@@ -54,26 +55,40 @@ def locate(spec: str | Path) -> Path:
     raise ValueError(f"{spec}: no such model file or folder, and not a shipped model's name (shipped: {known})")
 
 
-def pack(folder: str | Path, out: str | Path) -> Path:
-    """Writes the run folder's model (without optimizer state) and its JSON files into one file."""
+def write_model_folder(folder: str | Path, out: str | Path) -> Path:
+    """The run's model (without optimizer state), config.json (without the machine's data_dir)
+    and inference.json, written into `out`: what a packed file or a shipped model holds."""
+    import dataclasses
+
     import keras
 
-    from tuning.runfolder import RunConfig, atomic_path
+    from tuning.runfolder import RunConfig
     import tuning.unet  # noqa: F401  (registers the U-Net's own layers for loading)
 
-    folder = locate(folder)
-    RunConfig.read(folder)  # a readable config.json, or a one-line error
+    folder, out = locate(folder), Path(out)
+    run = RunConfig.read(folder)  # a readable config.json, or a one-line error
+    model = keras.saving.load_model(folder / MODEL_FILE, compile=False, safe_mode=True)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / MODEL_FILE)  # not compiled: no optimizer state
+    dataclasses.replace(run, data=dataclasses.replace(run.data, data_dir=None)).write(out)
+    if (folder / "inference.json").is_file():
+        shutil.copyfile(folder / "inference.json", out / "inference.json")
+    return out
+
+
+def pack(folder: str | Path, out: str | Path) -> Path:
+    """Writes the run folder's model (see `write_model_folder`) into one file."""
+    from tuning.runfolder import atomic_path
+
     out = Path(out)
     if not out.name.endswith(PACKED_SUFFIX):
         raise ValueError(f"{out}: a packed model's name ends with {PACKED_SUFFIX}")
-    model = keras.saving.load_model(folder / MODEL_FILE, compile=False, safe_mode=True)
     with tempfile.TemporaryDirectory() as scratch:
-        model.save(Path(scratch) / MODEL_FILE)  # not compiled: no optimizer state
+        written = write_model_folder(folder, scratch)
         with atomic_path(out) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.write(Path(scratch) / MODEL_FILE, MODEL_FILE)
-            for name in PACKED_FILES[1:]:
-                if (folder / name).is_file():
-                    archive.write(folder / name, name)
+            for name in PACKED_FILES:
+                if (written / name).is_file():
+                    archive.write(written / name, name)
     return out
 
 
@@ -96,7 +111,7 @@ def unpack(file: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tuning.models --pack RUN OUT.brainmri`; `python -m tuning.models --list`."""
+    """`python -m tuning.models --pack RUN OUT.brainmri`, `--ship RUN NAME`, `--list`."""
     import argparse
     import sys
 
@@ -108,17 +123,23 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--pack", nargs=2, metavar=("RUN", "OUT"),
                         help=f"a run folder (or its model.keras) -> OUT{PACKED_SUFFIX}")
     action.add_argument("--list", action="store_true", help="the shipped models and their folders")
+    action.add_argument("--ship", nargs=2, metavar=("RUN", "NAME"),
+                        help="write a run's model into tuning/pretrained/NAME/ (its model card and LICENSE are "
+                             "written by hand beside it)")
     args = parser.parse_args(argv)
     if args.list:
         for name, folder in shipped().items():
             print(f"{name}\t{folder}")
         return 0
     try:
-        written = pack(*args.pack)
+        if args.ship:
+            written = write_model_folder(args.ship[0], SHIPPED / args.ship[1]) / MODEL_FILE
+        else:
+            written = pack(*args.pack)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"packed {args.pack[0]} into {written} ({written.stat().st_size / 1e6:.1f} MB)")
+    print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
