@@ -21,8 +21,8 @@ Every member of a round was trained on that round's folds only, so the test pati
 --evaluate-args passes flags to the evaluate.py of the "chosen" scoring.
 
 Rounds already scored are kept (delete --out/roundN to redo one); an interrupted round resumes
-(train.py resumes from its last finished epoch). Needs the repository checkout (train.py and
-evaluate.py beside the `tuning` package).
+(train.py resumes from its last finished epoch). Runs from an installed copy too: train.py and
+evaluate.py are `tuning.commands.train` and `tuning.commands.evaluate`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ from brainmri_tfds.splits import cross_validation_splits
 from tuning.evaluation.scoring import mean_interval
 from tuning.precision import cpu_description
 from tuning.runfolder import RunConfig, read_json, read_report, write_json
-
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: train.py and evaluate.py
 
 CONFIG = "kaggle_3m_folds"
 FOLDS = 10
@@ -103,10 +101,12 @@ def build(manual_dir: str | None, data_dir: str | None, config: str = CONFIG) ->
 
 
 def run(command: list[str]) -> float:
-    """Runs a repository script, its output shown as it comes; returns its wall time in seconds."""
+    """Runs a project command (train.py or evaluate.py, from the installed package: no checkout
+    needed) in its own process, its output shown as it comes; returns its wall time in seconds."""
     print("$ " + " ".join(command), flush=True)
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / command[0]), *command[1:]], check=True)
+    module = {"train.py": "tuning.commands.train", "evaluate.py": "tuning.commands.evaluate"}[command[0]]
+    subprocess.run([sys.executable, "-m", module, *command[1:]], check=True)
     return time.perf_counter() - start
 
 
