@@ -53,3 +53,78 @@ def test_exported_models_give_the_keras_probabilities(phantom_slices, tmp_path, 
     assert steps["input"]["image_size"] == 64 and steps["input"]["channels"] == ["pre-contrast", "FLAIR", "post-contrast"]
     # no inference.json beside the model: the same defaults evaluate.py applies
     assert steps["postprocessing"] == {"threshold": 0.5, "keep_fraction": 1.0, "flip_average": True}
+
+
+def _levels(volume, percentile):
+    """preprocessing.json's per-patient normalisation: per channel, the first value 1..255 whose
+    cumulative count of non-zero values reaches percentile/100 of them."""
+    levels = []
+    for channel in range(volume.shape[-1]):
+        counts = np.bincount(volume[..., channel].ravel(), minlength=256)[1:]
+        total = counts.sum()
+        levels.append(float(np.argmax(np.cumsum(counts) >= total * percentile / 100) + 1) if total else 1.0)
+    return np.array(levels)
+
+
+def _square(volume, floor, min_side):
+    """preprocessing.json's brain crop: the square about the rows and columns holding a value >= floor x the maximum."""
+    brightest = volume.max(axis=(0, 3))
+    rows = np.flatnonzero(brightest.max(axis=1) >= floor * brightest.max())
+    cols = np.flatnonzero(brightest.max(axis=0) >= floor * brightest.max())
+    side = min(256, max(min_side, rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1))
+    top = int(np.clip(round((rows[0] + rows[-1] + 1) / 2 - side / 2), 0, 256 - side))
+    left = int(np.clip(round((cols[0] + cols[-1] + 1) / 2 - side / 2), 0, 256 - side))
+    return top, left, side
+
+
+def test_onnx_following_preprocessing_json_gives_evaluates_masks(tmp_path):
+    """As the README tells a user without this project: preprocessing.json's parameters, numpy,
+    OpenCV and onnxruntime alone give the masks evaluate.py gives (prediction: one shared path)."""
+    import cv2
+    import keras
+    import onnxruntime
+    from scipy import ndimage
+
+    from tuning.evaluation.inference import predict_patients
+    from tuning.export import main
+    from tuning.postprocessing import DEFAULT
+
+    image = keras.Input((64, 64, 3))
+    model = keras.Model(image, keras.layers.Conv2D(1, 1, activation="sigmoid")(image))
+    model.layers[-1].set_weights([np.array([0.0, 40.0, 0.0], np.float32).reshape(1, 1, 3, 1),
+                                  np.array([-28.0], np.float32)])  # tumor where the normalised FLAIR is bright
+    model.save(tmp_path / "model.keras")
+    data = DataSettings("lgg_mri/synthetic", 64, "all")  # patient normalisation, brain crop: the defaults
+    RunConfig(data).write(tmp_path)
+    assert main(["--model", str(tmp_path / "model.keras"), "--formats", "onnx"]) == 0
+    steps = json.loads((tmp_path / "export" / "preprocessing.json").read_text())
+    session = onnxruntime.InferenceSession(str(tmp_path / "export" / "model.onnx"))
+
+    images, _ = synthetic.make_patient(np.random.default_rng(3), 8)
+    size = steps["input"]["image_size"]
+    levels = _levels(images, steps["per_patient"]["normalization"]["percentile"])
+    crop = steps["per_patient"]["crop"]
+    top, left, side = _square(images, crop["floor"], crop["min_side"])
+    scaled = np.clip(np.round(images * (255.0 / levels)), 0, 255)[:, top:top + side, left:left + side]
+    slices = np.stack([cv2.resize(s.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) for s in scaled])
+    slices = (np.round(np.clip(slices, 0, 255)) / 255.0).astype(np.float32)
+
+    def predict(batch):
+        return session.run(None, {session.get_inputs()[0].name: batch})[0][..., 0]
+
+    post = steps["postprocessing"]
+    probability = (predict(slices) + predict(np.ascontiguousarray(slices[:, :, ::-1]))[:, :, ::-1]) / 2 \
+        if post["flip_average"] else predict(slices)
+    native = np.zeros((len(images), 256, 256), np.float32)
+    native[:, top:top + side, left:left + side] = [cv2.resize(p, (side, side), interpolation=cv2.INTER_LINEAR)
+                                                   for p in probability]
+    mask = native > post["threshold"]
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    if count and post["keep_fraction"] == 1.0:
+        mask = labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
+
+    slices_in = [("p", k, image, None) for k, image in enumerate(images)]
+    ours = DEFAULT.mask(predict_patients(model, slices_in, data, DEFAULT.flip_average, progress=False)["p"].probability)
+    assert post == DEFAULT.to_json() and ours.sum() > 100
+    overlap = 2 * (mask & ours).sum() / (mask.sum() + ours.sum())
+    assert overlap > 0.97, overlap  # OpenCV's area resize stands in for TensorFlow's antialiased bilinear one

@@ -20,6 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FORMATS = ("saved_model", "onnx")
@@ -63,6 +65,7 @@ def export(model_path: str | Path, out: str | Path, formats=FORMATS) -> dict[str
 
     predictor, run = load_trained(model_path)
     model = as_float32(predictor.model)  # batch norm folded into the convolutions
+    model(np.zeros((1, *model.input_shape[1:]), np.float32))  # Keras exports only a model that has been called
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
