@@ -193,20 +193,30 @@ def test_a_foreign_file_is_not_a_packed_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_wheel_carries_the_command_and_the_shipped_models(tmp_path):
-    """What a non-editable `pip install .` installs: the console command and tuning/pretrained/."""
+def test_a_non_editable_install_predicts_from_another_directory(shipped, cases, tmp_path):
+    """`pip install .` (not editable) into a folder of its own, then brainmri-predict run from
+    elsewhere: no path may assume the checkout, and the shipped models travel with the package."""
+    import os
     import shutil
 
+    target = tmp_path / "installed"
     built_before = (ROOT / "build").exists()
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(ROOT)], check=True, cwd=tmp_path)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
+                    "--target", str(target), str(ROOT)], check=True, cwd=tmp_path)
     if not built_before:  # setuptools builds inside the checkout
         shutil.rmtree(ROOT / "build", ignore_errors=True)
-    (wheel,) = tmp_path.glob("brainmri-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "tuning/predict.py" in names and "tuning/models.py" in names
-    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "brainmri-predict = tuning.predict:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     for name, folder in models.shipped().items():  # every file of every shipped model
-        for path in folder.iterdir():
-            assert f"tuning/pretrained/{name}/{path.name}" in names
+        assert sorted(p.name for p in (target / "tuning" / "pretrained" / name).iterdir()) == sorted(
+            p.name for p in folder.iterdir())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    environment = {**os.environ, "PYTHONPATH": str(target)}  # the installed copy before the checkout's
+    where = subprocess.run([sys.executable, "-c", "import tuning.predict; print(tuning.predict.__file__)"],
+                           cwd=elsewhere, env=environment, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(target))
+    folder, full, flair = cases
+    subprocess.run([str(target / "bin" / "brainmri-predict"), "-i", str(folder), "-o", "out",
+                    "--model", str(shipped / predict.THREE_SEQUENCES)],
+                   cwd=elsewhere, env=environment, check=True, capture_output=True)
+    assert (elsewhere / "out" / f"{full}.nii.gz").is_file() and (elsewhere / "out" / f"{flair}.nii.gz").is_file()
+    assert set(_rows(elsewhere / "out")) == {full, flair}
