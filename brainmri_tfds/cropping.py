@@ -15,9 +15,8 @@ probabilities predicted on the cut are resized back to the square and put in pla
 
 Both the tf.data pipeline (training) and inference (whole patient volumes) use these functions,
 and both find the square on the values as stored (before the normalisation, as the authors do),
-so a model sees the same crop in both. On the 80 development patients the square's side is 241
-pixels at the median (202 .. 256): the brain is shown 1.06 times larger
-(`python benchmarks/analyses/brain_boxes.py`).
+so a model sees the same crop in both (`brainmri_tfds.preprocessing` composes them).
+`python benchmarks/analyses/brain_boxes.py` measures the squares of a built dataset.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 CROPS = ("none", "brain")
-DEFAULT_CROP = "brain"  # +0.024 per-patient Dice over whole slices on 80 patients (docs/experiments.md)
+DEFAULT_CROP = "brain"  # ahead of whole slices in the 80-patient cross-validation (docs/experiments.md)
 FLOOR = 0.1  # of the volume's maximum: dimmer voxels are background
 MIN_SIDE = 64  # pixels of the 256x256 slice: a smaller box is a stray bright spot, not a brain
 

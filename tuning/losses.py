@@ -1,4 +1,4 @@
-"""Training-time losses and metrics for binary masks (Keras). Held-out scoring lives in `tuning.scoring`.
+"""Training-time losses and metrics for binary masks (Keras). Held-out scoring lives in `tuning.evaluation.scoring`.
 
 Shapes: `y_true`, `y_pred` are `[batch, H, W, 1]`, masks in {0, 1}, predictions in [0, 1].
 
@@ -7,8 +7,8 @@ Shapes: `y_true`, `y_pred` are `[batch, H, W, 1]`, masks in {0, 1}, predictions 
 - `DiceScore` and `IoUScore`: Dice (2 TP / (2 TP + FP + FN)) and IoU (TP / (TP + FP + FN)) of the
   thresholded prediction, accumulated over every pixel of an epoch. Empty-mask rule: when truth
   and prediction are both empty over everything seen, the score is 1.0 (nothing to find, nothing
-  found). Both count with sums; Keras' `BinaryIoU` builds a confusion matrix with a scatter that
-  took 15-20 ms of each training step (benchmarks/RESULTS.md).
+  found). Both count with sums, not with Keras' `BinaryIoU`, whose confusion matrix is built with
+  a slow scatter.
 """
 
 from __future__ import annotations

@@ -212,7 +212,7 @@ def train_run(run: RunConfig, out: Path, members: int, strategy, epoch_weights: 
     return ensemble
 
 
-def choose_inference(out: Path, run: RunConfig) -> runfolder.InferenceChoice:
+def inference_record(out: Path, run: RunConfig) -> runfolder.InferenceChoice:
     """How out/model.keras's probabilities become masks (the fixed defaults), with what they score
     on `run`'s validation patients."""
     from tuning.evaluation.inference import predict_patients, read_slices

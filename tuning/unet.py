@@ -84,11 +84,10 @@ BATCH_NORM_IMPLEMENTATIONS = ("auto", "fused", "parts")
 
 @functools.cache
 def onednn_batch_norm_is_slow() -> bool:
-    """Whether oneDNN's batch norm is the slow one here: below AVX-512 (AVX2 CPUs) its kernel takes 3-8x
-    as long as a 1x1 depthwise convolution to normalize the U-Net's channels-last tensors (16-512 channels);
-    over the default U-Net's batch norms, `parts` is 1.8x faster in training and 4.2x in inference
-    there, and 1.25x slower with AVX-512 (benchmarks/analyses/batch_norm_kernels.py, RESULTS.md).
-    Not where a GPU computes."""
+    """Whether oneDNN's batch norm is the slow one here: below AVX-512 (AVX2 CPUs) its kernel is slower
+    than a 1x1 depthwise convolution at normalising the U-Net's channels-last tensors, so `parts`
+    trains faster there, and slower with AVX-512 (measured: docs/experiments.md). Not where a GPU
+    computes."""
     import tensorflow as tf
 
     from brainmri_tfds import runtime

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from tuning.distribution import make_strategy
     from tuning.precision import resolve_precision
     from tuning.runfolder import RunConfig, package_versions
-    from tuning.training import choose_inference, train_run
+    from tuning.training import inference_record, train_run
 
     strategy = make_strategy(args.strategy)
     run = RunConfig(
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if trained is None:
         print(f"\ninterrupted: rerun the same command to resume from the last finished epoch ({out})", file=sys.stderr)
         return 130
-    choice = choose_inference(out, run)
+    choice = inference_record(out, run)
     choice.write(out)
     print(f"inference settings {choice.settings.to_json()}: mean per-patient Dice {choice.mean_patient_dice:.4f} "
           f"on {args.validation_split} (in {out / 'inference.json'})")

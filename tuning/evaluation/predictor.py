@@ -1,6 +1,6 @@
 """A trained U-Net made ready to predict: batch norm folded, each batch computed in streams.
 
-    predictor = for_inference(model)               # what evaluate.py, train.py and the benchmarks predict with
+    predictor = for_inference(model)               # what evaluate.py, brainmri-predict and train.py predict with
     probabilities = predictor.predict_on_batch(images)   # [N, H, W, 1], the same as the model's own
 
 On a CPU one batch of the default U-Net (16 images of 128 px) leaves cores idle between and
@@ -17,11 +17,8 @@ import numpy as np
 
 def prediction_streams() -> int:
     """How many parts a batch is cut into on this machine: 2 on a CPU, 1 where a GPU computes.
-
-    On the 2-core bf16 Xeon, two halves predict the default U-Net (4, 16, 128, 1), batch 16, 1.21x
-    as fast in bfloat16 and 1.13x in float32; with oneDNN capped at AVX2, 1.03-1.05x; at (4, 32,
-    256, 3, 16), 1.11x in bfloat16 and 1.02x capped at AVX2. Four parts did no better than two
-    (benchmarks/analyses/prediction_streams.py; RESULTS.md)."""
+    Two halves predict faster than one on every CPU measured, four no faster than two
+    (`python benchmarks/analyses/prediction_streams.py`; figures in benchmarks/RESULTS.md)."""
     import tensorflow as tf
 
     return 1 if tf.config.list_physical_devices("GPU") else 2
