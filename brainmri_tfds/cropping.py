@@ -16,7 +16,7 @@ probabilities predicted on the cut are resized back to the square and put in pla
 Both the tf.data pipeline (training) and inference (whole patient volumes) use these functions,
 and both find the square on the values as stored (before the normalisation, as the authors do),
 so a model sees the same crop in both (`brainmri_tfds.preprocessing` composes them).
-`python benchmarks/analyses/brain_boxes.py` measures the squares of a built dataset.
+`python -m benchmarks.analyses.brain_boxes` measures the squares of a built dataset.
 """
 
 from __future__ import annotations

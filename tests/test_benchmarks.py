@@ -15,9 +15,15 @@ pytestmark = pytest.mark.benchmark
 
 
 def _script(path: str):
-    """A script that is not a module, loaded from its file."""
+    """A benchmark script loaded from its file; an analysis as the module it runs as
+    (`python -m benchmarks.analyses.<name>`, from the checkout)."""
+    import importlib
     import importlib.util
 
+    if path.startswith("benchmarks/analyses/"):
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        return importlib.import_module("benchmarks.analyses." + Path(path).stem)
     spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

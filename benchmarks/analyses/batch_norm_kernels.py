@@ -1,7 +1,7 @@
 """Benchmark: the U-Net's batch norms, fused kernel against the float32 path in parts (issue 22).
 
-    python benchmarks/analyses/batch_norm_kernels.py --depth 4 --base-filters 16 --image-size 128 --channels 1 --batch-size 16
-    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/analyses/batch_norm_kernels.py ...   # oneDNN's AVX2 kernels
+    python -m benchmarks.analyses.batch_norm_kernels --depth 4 --base-filters 16 --image-size 128 --channels 1 --batch-size 16
+    ONEDNN_MAX_CPU_ISA=AVX2 python -m benchmarks.analyses.batch_norm_kernels ...   # oneDNN's AVX2 kernels
 
 Times, for the batch norm after every 3x3 convolution of the U-Net (`conv_kernels.conv_shapes`),
 what a training step runs (batch norm with the batch's statistics and the ReLU after it, forward
@@ -20,11 +20,9 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # conv_kernels, beside this script
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for unet_flops
 
-from conv_kernels import conv_shapes  # noqa: E402
-from unet_flops import add_shape_arguments, check_shape_arguments  # noqa: E402
+from benchmarks.analyses.conv_kernels import conv_shapes  # noqa: E402
+from benchmarks.unet_flops import add_shape_arguments, check_shape_arguments  # noqa: E402
 
 IMPLEMENTATIONS = ("fused", "parts")
 PASSES = ("training", "inference")

@@ -1,6 +1,6 @@
 """Benchmark: how much of each slice the brain fills (what the brain crop gains in resolution).
 
-    python benchmarks/analyses/brain_boxes.py --data-dir /tmp/dk --config kaggle_3m_folds
+    python -m benchmarks.analyses.brain_boxes --data-dir /tmp/dk --config kaggle_3m_folds
 
 Prints the side of each patient's brain square (`brainmri_tfds.cropping`, on the values as stored,
 as training and inference find it) over the patients of a built `lgg_mri` config

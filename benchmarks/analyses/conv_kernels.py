@@ -1,6 +1,6 @@
 """Benchmark: where a training step's convolution time goes, kernel by kernel (issue 22).
 
-    python benchmarks/analyses/conv_kernels.py --depth 4 --base-filters 16 --image-size 128 --channels 1 --batch-size 16
+    python -m benchmarks.analyses.conv_kernels --depth 4 --base-filters 16 --image-size 128 --channels 1 --batch-size 16
 
 Times, for every 3x3 convolution of the U-Net (`tuning.unet.build_unet`'s shapes; the decoder's
 first convolution reads the up-sampled map and the skip concatenated), the three kernels a training
@@ -28,9 +28,8 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for unet_flops
 
-from unet_flops import add_shape_arguments, check_shape_arguments, matmul_gflops  # noqa: E402
+from benchmarks.unet_flops import add_shape_arguments, check_shape_arguments, matmul_gflops  # noqa: E402
 
 KERNELS = ("forward", "input gradient", "weight gradient")
 ALTERNATIVES = {  # name: the kernel of KERNELS it computes

@@ -1,6 +1,6 @@
 """Benchmark: how much brightness differs between patients (why normalisation is per patient).
 
-    python benchmarks/analyses/intensity_spread.py --data-dir /tmp/dk --config kaggle_3m_folds
+    python -m benchmarks.analyses.intensity_spread --data-dir /tmp/dk --config kaggle_3m_folds
 
 Prints, per channel, the range over patients of the level `brainmri_tfds.normalization` maps to
 255 (the 99th percentile of a patient's non-zero voxels), and the patients at both ends.

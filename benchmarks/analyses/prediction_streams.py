@@ -1,8 +1,8 @@
 """Analysis: prediction images/s with each batch cut into 1, 2, ... streams, alternating in one process.
 
-    python benchmarks/analyses/prediction_streams.py                          # (4, 16, 128, 1, 16)
-    python benchmarks/analyses/prediction_streams.py --base-filters 32 --image-size 256 --channels 3 --steps 6
-    bash benchmarks/as_avx2.sh python benchmarks/analyses/prediction_streams.py   # oneDNN's AVX2 kernels
+    python -m benchmarks.analyses.prediction_streams                          # (4, 16, 128, 1, 16)
+    python -m benchmarks.analyses.prediction_streams --base-filters 32 --image-size 256 --channels 3 --steps 6
+    bash benchmarks/as_avx2.sh python -m benchmarks.analyses.prediction_streams   # oneDNN's AVX2 kernels
 
 Builds the U-Net as train.py does (untrained weights: the time does not depend on them), folds its
 batch norms and times `predict_on_batch` of `tuning.evaluation.predictor.for_inference(model,
@@ -19,10 +19,9 @@ import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/: speed, unet_flops
 
-from speed import median_predict_seconds  # noqa: E402  (also turns oneDNN's kernels on, as in training)
-from unet_flops import add_shape_arguments, check_shape_arguments  # noqa: E402
+from benchmarks.speed import median_predict_seconds  # noqa: E402  (also turns oneDNN's kernels on, as in training)
+from benchmarks.unet_flops import add_shape_arguments, check_shape_arguments  # noqa: E402
 
 
 def parse_args(argv):

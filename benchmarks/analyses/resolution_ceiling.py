@@ -1,6 +1,6 @@
 """Benchmark: the per-patient Dice a model at a given input size could reach at best.
 
-    python benchmarks/analyses/resolution_ceiling.py --data-dir /tmp/dk --image-size 128
+    python -m benchmarks.analyses.resolution_ceiling --data-dir /tmp/dk --image-size 128
 
 Takes every true mask down to --image-size as training does (nearest), back up to the native
 256x256 as evaluate.py does (bilinear, threshold 0.5), and scores it against the original with

@@ -1,7 +1,7 @@
 """Benchmark: where a training (or prediction) step's time goes, op by op, from TensorFlow's profiler.
 
-    python benchmarks/analyses/step_profile.py --depth 4 --base-filters 16 --image-size 128 --channels 1 --batch-size 16
-    python benchmarks/analyses/step_profile.py --predict ...    # prediction as evaluate.py predicts (tuning/evaluation/predictor.py)
+    python -m benchmarks.analyses.step_profile --depth 4 --base-filters 16 --image-size 128 --channels 1 --batch-size 16
+    python -m benchmarks.analyses.step_profile --predict ...    # prediction as evaluate.py predicts (tuning/evaluation/predictor.py)
 
 Builds and compiles the U-Net as train.py does (`build_unet`, `compile_unet`: BCE+Dice, Adam, the
 Dice and IoU metrics), warms it up, then profiles `--steps` steps on one in-memory batch and sums
@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/, for unet_flops
 
-from unet_flops import add_shape_arguments, check_shape_arguments  # noqa: E402
+from benchmarks.unet_flops import add_shape_arguments, check_shape_arguments  # noqa: E402
 
 
 def op_milliseconds(trace_dir: Path) -> collections.Counter:

@@ -18,7 +18,7 @@ import numpy as np
 def prediction_streams() -> int:
     """How many parts a batch is cut into on this machine: 2 on a CPU, 1 where a GPU computes.
     Two halves predict faster than one on every CPU measured, four no faster than two
-    (`python benchmarks/analyses/prediction_streams.py`; figures in benchmarks/RESULTS.md)."""
+    (`python -m benchmarks.analyses.prediction_streams`; figures in benchmarks/RESULTS.md)."""
     import tensorflow as tf
 
     return 1 if tf.config.list_physical_devices("GPU") else 2
