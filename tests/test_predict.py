@@ -220,3 +220,28 @@ def test_a_non_editable_install_predicts_from_another_directory(shipped, cases, 
                    cwd=elsewhere, env=environment, check=True, capture_output=True)
     assert (elsewhere / "out" / f"{full}.nii.gz").is_file() and (elsewhere / "out" / f"{flair}.nii.gz").is_file()
     assert set(_rows(elsewhere / "out")) == {full, flair}
+
+
+def test_a_models_own_inference_json_rules_predict_evaluate_and_export(shipped, cases, tmp_path):
+    import shutil
+
+    from tuning.export import main as export
+    from tuning.postprocessing import InferenceSettings
+    from tuning.runfolder import InferenceChoice
+
+    folder, full, _ = cases
+    run = tmp_path / "run"
+    shutil.copytree(shipped / predict.THREE_SEQUENCES, run)
+    own = InferenceSettings(threshold=0.3, keep_fraction=0.0, flip_average=False)
+    InferenceChoice(own, "validation", 0.5).write(run)
+    assert predict.main(["-i", str(folder), "-o", str(tmp_path / "predict"), "--model", str(run)]) == 0
+    assert evaluate.main(["--model", str(run / "model.keras"), "--input", str(folder),
+                          "--out", str(tmp_path / "evaluate")]) == 0
+    for name in ("predict", "evaluate"):
+        report = json.loads((tmp_path / name / "report.json").read_text())
+        assert {k: report[k] for k in own.to_json()} == own.to_json()
+    masks = [nib.load(str(tmp_path / name / f"{full}.nii.gz")).get_fdata() for name in ("predict", "evaluate")]
+    np.testing.assert_array_equal(*masks)
+    assert export(["--model", str(run / "model.keras"), "--formats", "saved_model"]) == 0
+    steps = json.loads((run / "export" / "preprocessing.json").read_text())
+    assert steps["postprocessing"] == own.to_json()
