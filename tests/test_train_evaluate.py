@@ -281,3 +281,32 @@ def test_killed_training_resumes_from_the_last_finished_epoch(synthetic_data_dir
     assert first_epoch >= finished + 1 > 1  # continued, did not start again at epoch 1
     epochs = [line.split(",")[0] for line in history.read_text().splitlines()[1:]]
     assert sorted(set(epochs), key=int) == ["0", "1", "2"]
+
+
+def test_flair_only_scores_as_if_pre_and_post_contrast_were_flair(synthetic_data_dir, tmp_path):
+    """A stand-in that reads only pre-contrast, scored --flair-only, sees what one reading FLAIR sees."""
+    import keras
+
+    from brainmri_tfds.settings import DataSettings
+    from tuning.runfolder import RunConfig
+
+    def stand_in(folder, channel):
+        image = keras.Input((32, 32, 3))
+        model = keras.Model(image, keras.layers.Conv2D(1, 1, activation="sigmoid")(image))
+        kernel = np.zeros((1, 1, 3, 1), np.float32)
+        kernel[0, 0, channel, 0] = 40.0
+        model.layers[-1].set_weights([kernel, np.array([-20.0], np.float32)])
+        folder.mkdir()
+        model.save(folder / "model.keras")
+        RunConfig(DataSettings("lgg_mri/synthetic", 32, "all", synthetic_data_dir)).write(folder)
+        return folder / "model.keras"
+
+    pre, flair = stand_in(tmp_path / "pre", 0), stand_in(tmp_path / "flair", 1)
+    assert evaluate.main(["--model", str(pre), "--flair-only", "--overlays", "0"]) == 0
+    assert evaluate.main(["--model", str(flair), "--overlays", "0"]) == 0
+    assert evaluate.main(["--model", str(pre), "--overlays", "0"]) == 0
+    only = json.loads((tmp_path / "pre" / "eval-test-flair-only" / "report.json").read_text())
+    read_flair = json.loads((tmp_path / "flair" / "eval-test" / "report.json").read_text())
+    read_pre = json.loads((tmp_path / "pre" / "eval-test" / "report.json").read_text())
+    assert only["flair_only"] and only["per_patient"] == read_flair["per_patient"]
+    assert read_pre["per_patient"] != read_flair["per_patient"]  # the phantoms' sequences differ

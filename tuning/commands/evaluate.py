@@ -53,6 +53,9 @@ def parse_args(argv):
                              "1 the largest only (default: inference.json's, else 1)")
     parser.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=None,
                         help="average with the prediction of the mirrored slice (default: inference.json's, else on)")
+    parser.add_argument("--flair-only", action="store_true",
+                        help="score each patient as if FLAIR were all they had: pre- and post-contrast replaced "
+                             "by FLAIR, as a FLAIR-only scan is filled (what a three-sequence model gives such scans)")
     parser.add_argument("--out", help="output folder (default: beside the model)")
     parser.add_argument("--overlays", type=int, default=4, help="random slices to draw besides the chosen patients")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random overlay slices")
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from brainmri_tfds import DatasetNotBuiltError, LayoutError, scans
     from tuning.evaluation.cases import CaseModel, predict_cases
     from tuning.evaluation.figures import dice_distribution
-    from tuning.evaluation.inference import load_trained, predict_ensemble, read_slices
+    from tuning.evaluation.inference import flair_only, load_trained, predict_ensemble, read_slices
     from tuning.models import locate
     from tuning.postprocessing import DEFAULT
     from tuning.evaluation.report import draw_overlays, print_table, write_predictions
@@ -92,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             scored = f", mean Dice {report['volume_dice_mean']:.4f}" if "volume_dice_mean" in report else ""
             print(f"{len(report['cases'])} cases{scored}: masks, volumes.csv and report.json in {out}")
             return 0
-        records = predict_ensemble([(model, run.data) for model, run in members],
-                                   lambda: read_slices(data, split, args.input), settings.flip_average)
+        slices = (lambda: flair_only(read_slices(data, split, args.input))) if args.flair_only else \
+            (lambda: read_slices(data, split, args.input))
+        records = predict_ensemble([(model, run.data) for model, run in members], slices, settings.flip_average)
         if not records:
             raise ValueError("no slices to evaluate")
     except DatasetNotBuiltError as err:
@@ -106,14 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"masks: threshold {settings.threshold}, keep_fraction {settings.keep_fraction}, "
           f"flip_average {settings.flip_average}")
     masks = {p: settings.mask(r.probability) for p, r in records.items()}
-    out = Path(args.out or Path(args.model[0]).parent / f"eval-{'input' if args.input else split.replace('+', '_')}")
+    scored = "input" if args.input else split.replace("+", "_")
+    out = Path(args.out or Path(args.model[0]).parent / f"eval-{scored}{'-flair-only' if args.flair_only else ''}")
     out.mkdir(parents=True, exist_ok=True)
     if not all(r.has_truth for r in records.values()):
         count = write_predictions(records, masks, out)
         print(f"no masks in {args.input}: wrote {count} predicted masks and overlays to {out / 'predictions'}")
         return 0
     report = {**summarize({p: r.truth_volume for p, r in records.items()}, masks), **settings.to_json(),
-              "source": args.input or f"{data.dataset}:{split}",
+              "source": args.input or f"{data.dataset}:{split}", "flair_only": args.flair_only,
               "model": args.model[0] if len(args.model) == 1 else args.model}
     path = write_report(out, report)
     dice_distribution({p: s["dice"] for p, s in report["per_patient"].items()}, out / "dice_per_patient.png")

@@ -160,3 +160,10 @@ def read_slices(data, split: str | None = None, folder: str | None = None) -> It
 
     for example in load_split(split, data.data_dir, data.config).as_numpy_iterator():
         yield example["patient_id"].decode(), int(example["slice_index"]), example["image"], example["mask"]
+
+
+def flair_only(slices: Iterable) -> Iterable:
+    """`read_slices`' items with pre- and post-contrast replaced by FLAIR, as a scan holding FLAIR
+    alone is filled (`brainmri_tfds.scans`, and Kaggle for a patient missing a sequence)."""
+    for patient, index, image, mask in slices:
+        yield patient, index, np.repeat(image[..., 1:2], 3, axis=-1), mask
