@@ -150,6 +150,15 @@ def test_the_masks_agree_with_evaluate_and_a_packed_model_with_its_run_folder(sh
     assert set(_rows(tmp_path / "predict")[c]["model"] for c in (full, flair)) == {str(run)}  # one model for all
 
 
+def test_slices_in_kaggles_layout_give_a_mask_per_slice(as_shipped, tmp_path, capsys):
+    patients = synthetic.write_patients(tmp_path / "kaggle", 1, seed=2, slices=(5, 5))
+    out = tmp_path / "out"
+    assert predict.main(["-i", str(tmp_path / "kaggle"), "-o", str(out)]) == 0
+    masks = sorted((out / "predictions").glob("*_pred_mask.png"))
+    assert len(masks) == 5 and all(p.name.startswith(patients[0]) for p in masks)
+    assert f"(model {predict.THREE_SEQUENCES})" in capsys.readouterr().out
+
+
 def test_probabilities_are_written_when_asked(as_shipped, cases, tmp_path):
     folder, full, _ = cases
     out = tmp_path / "out"
@@ -245,3 +254,28 @@ def test_a_models_own_inference_json_rules_predict_evaluate_and_export(shipped, 
     assert export(["--model", str(run / "model.keras"), "--formats", "saved_model"]) == 0
     steps = json.loads((run / "export" / "preprocessing.json").read_text())
     assert steps["postprocessing"] == own.to_json()
+
+
+SHIPPED_NAMES = sorted(models.shipped())
+
+
+def test_the_shipped_models_stay_under_25_mb_with_a_card_and_the_datas_licence():
+    total = sum(p.stat().st_size for folder in models.shipped().values() for p in folder.iterdir())
+    assert total < 25e6, f"{total / 1e6:.1f} MB"
+    for name, folder in models.shipped().items():
+        assert {"model.keras", "config.json", "inference.json", "README.md", "LICENSE"} <= {
+            p.name for p in folder.iterdir()}, name
+        licence = (folder / "LICENSE").read_text()
+        assert "CC BY-NC-SA 4.0" in licence and all(w in licence for w in ("Buda", "Mazurowski", "Clark"))
+        assert json.loads((folder / "config.json").read_text())["data"].get("data_dir") is None  # no machine's path
+        card = (folder / "README.md").read_text()
+        assert "python -m tuning.crossval" in card and "not a medical device" in card
+
+
+@pytest.mark.parametrize("name", SHIPPED_NAMES)
+def test_each_shipped_model_predicts_a_phantom_case_by_its_name(name, cases, tmp_path):
+    folder, full, _ = cases
+    out = tmp_path / "out"
+    assert predict.main(["-i", str(folder / f"{full}_0001.nii.gz"), "-o", str(out), "--model", name]) == 0
+    row = _rows(out)[full]
+    assert row["model"] == name and float(row["dice"]) > 0.3  # a phantom is no patient, but its tumor shows
