@@ -17,7 +17,9 @@ def test_search_writes_best_hparams_and_resumes(search_args, tmp_path, synthetic
     assert best["data"] == {"dataset": "lgg_mri/synthetic", "image_size": 32, "channels": "flair",
                             "normalization": "patient", "context": 0, "crop": "brain",
                             "data_dir": str(Path(synthetic_data_dir))}
-    assert best["objective"] == "val_patient_dice" and 0.0 <= best["score"] <= 1.0
+    assert best["objective"] == "val_patient_dice"
+    winner = json.loads((tmp_path / "p" / f"trial_{best['trial_id']}" / "trial.json").read_text())
+    assert best["score"] == pytest.approx(winner["score"])  # the winning trial's own validation score
     assert best["hyperparameters"]["batch_size"] == 32
     assert set(best["hyperparameters"]) >= {"depth", "base_filters", "loss", "learning_rate", "upsampling"}
     assert best["hyperparameters"]["base_filters"] == 4  # the first trial takes the smallest width given
