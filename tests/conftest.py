@@ -15,17 +15,21 @@ def _bfloat16_kernels_capped_away() -> bool:
     return runtime.onednn_below_avx512() and "avx512f" in runtime.cpu_flags()
 
 
+OPT_IN = ("benchmark", "scale")  # markers whose tests run only when `-m` names them
+
+
 def pytest_collection_modifyitems(config, items):
-    """Benchmarks never run unless `-m` names them (a `-m "not slow"` of its own would otherwise let them in).
+    """Benchmarks and the scale-out tests never run unless `-m` names them (a `-m "not slow"` of
+    its own would otherwise let them in).
     Tests marked `bfloat16` are skipped where oneDNN is capped below this CPU's AVX-512."""
     if _bfloat16_kernels_capped_away():
         skip = pytest.mark.skip(reason="bfloat16 cannot compute with oneDNN capped below this CPU's AVX-512")
         for item in items:
             if item.get_closest_marker("bfloat16") is not None:
                 item.add_marker(skip)
-    if "benchmark" in (config.getoption("markexpr") or ""):
-        return
-    kept = [item for item in items if item.get_closest_marker("benchmark") is None]
+    asked = config.getoption("markexpr") or ""
+    left_out = [name for name in OPT_IN if name not in asked]
+    kept = [item for item in items if not any(item.get_closest_marker(name) for name in left_out)]
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept

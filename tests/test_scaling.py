@@ -61,7 +61,7 @@ sys.exit(train.main(sys.argv[1:]))
 """
 
 
-@pytest.mark.slow
+@pytest.mark.scale
 def test_mirrored_training_scales_the_global_batch(synthetic_data_dir, tmp_path):
     out = tmp_path / "run"
     args = ["--dataset", "lgg_mri/synthetic", "--data-dir", synthetic_data_dir, "--image-size", "32",
@@ -75,7 +75,7 @@ def test_mirrored_training_scales_the_global_batch(synthetic_data_dir, tmp_path)
     assert (out / "model.keras").is_file() and "best_val_dice" in config
 
 
-@pytest.mark.slow
+@pytest.mark.scale
 def test_distributed_search_runs_each_trial_once(search_args, tmp_path):
     command = [sys.executable, str(ROOT / "tuning" / "search.py"), *search_args(2, 1)]
     oracle = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port())}
