@@ -32,9 +32,7 @@ all of it. Intensities become uint8 per sequence (the 99.5th percentile of the n
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import re
-import zlib
 from pathlib import Path
 
 import numpy as np

@@ -1,7 +1,6 @@
 """From slices to probabilities: flip averaging, ensembles, neighbouring slices."""
 
 import numpy as np
-import pytest
 
 from tuning.evaluation.inference import predict_probabilities
 from brainmri_tfds.settings import DataSettings

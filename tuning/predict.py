@@ -70,7 +70,7 @@ def choose_device(device: str | None) -> None:
         raise ValueError("--device gpu: TensorFlow sees no GPU here (use --device cpu)")
 
 
-def load(spec: str) -> "CaseModel":
+def load(spec: str):
     """One model (its name, its members, its post-processing) from anything `tuning.models.locate` takes."""
     from tuning.evaluation.cases import CaseModel
     from tuning.evaluation.inference import load_trained
