@@ -78,8 +78,9 @@ def load(spec: str):
     from tuning.postprocessing import DEFAULT
     from tuning.runfolder import InferenceChoice
 
-    model, run = load_trained(spec)
-    chosen = InferenceChoice.read(locate(spec))
+    folder = locate(spec)  # once: a packed file is unpacked here
+    model, run = load_trained(folder)
+    chosen = InferenceChoice.read(folder)
     return CaseModel(str(spec), [(model, run.data)], chosen.settings if chosen else DEFAULT)
 
 

@@ -82,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     volumes = args.input is not None and scans.holds_volumes(args.input)
     flags = {"threshold": args.threshold, "keep_fraction": args.keep_fraction, "flip_average": args.flip_average}
     try:
-        chosen = InferenceChoice.read(locate(args.model[0]))
+        folders = [locate(spec) for spec in args.model]  # once each: a packed file is unpacked here
+        chosen = InferenceChoice.read(folders[0])
         settings = dataclasses.replace(chosen.settings if chosen else DEFAULT,
                                        **{k: v for k, v in flags.items() if v is not None})
-        members = [load_trained(path, args.dataset, args.data_dir) for path in args.model]
+        members = [load_trained(folder, args.dataset, args.data_dir) for folder in folders]
         data, split = members[0][1].data, args.split or members[0][1].test_split
         if volumes:
             out = Path(args.out or Path(args.model[0]).parent / "eval-input")
