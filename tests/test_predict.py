@@ -280,3 +280,8 @@ def test_each_shipped_model_predicts_a_phantom_case_by_its_name(name, cases, tmp
     rows = _rows(out)
     assert rows[full]["model"] == rows[flair]["model"] == name
     assert float(rows[full]["dice"]) > 0.5  # a phantom is no patient, but its tumor shows (0.84 on another phantom)
+
+
+def test_the_three_sequence_model_is_shipped():
+    """The default model is in the package (its weights are committed, not ignored by git)."""
+    assert predict.THREE_SEQUENCES in models.shipped()
