@@ -147,9 +147,10 @@ def add_channel_names_argument(parser) -> None:
                              "_0000 pre-contrast, _0001 FLAIR, _0002 post-contrast)")
 
 
-def find_channel_map(path: Path, names: dict | None = None) -> tuple[dict[str, str | None], str]:
-    """(file channel -> the model's sequence, where the rule came from): `names` if given, else an
-    nnU-Net dataset.json in or beside `path` (its folder, for a file), else DEFAULT_CHANNELS."""
+def find_channel_map(path: Path, names: dict | None = None) -> tuple[dict[str, str | None], str | None]:
+    """(file channel -> the model's sequence, where the names came from): `names` if given, else an
+    nnU-Net dataset.json in or beside `path` (its folder, for a file); else DEFAULT_CHANNELS, and
+    None for where (no one named the channels)."""
     if names:
         return channel_map(names, "--channel-names"), "--channel-names"
     folder = path if path.is_dir() else path.parent
@@ -165,7 +166,7 @@ def find_channel_map(path: Path, names: dict | None = None) -> tuple[dict[str, s
             if not isinstance(listed, dict):
                 raise ScanError(f"{candidate}: no \"channel_names\" (an nnU-Net dataset.json names its channels there)")
             return channel_map(listed, str(candidate)), str(candidate)
-    return dict(DEFAULT_CHANNELS), DEFAULT_RULE
+    return dict(DEFAULT_CHANNELS), None
 
 
 def _strip_suffix(name: str) -> str:
@@ -260,14 +261,15 @@ def find_cases(path: str | Path, labels: str | Path | None = None,
         return [dataclasses.replace(c, truth=_label_of(Path(labels), c.case)) for c in cases] if labels else cases
     if not path.exists():
         raise ScanError(f"{path}: no such file or folder")
-    mapping, rule = find_channel_map(path, channel_names)
+    mapping, named_by = find_channel_map(path, channel_names)
+    rule = named_by or DEFAULT_RULE
     if path.is_file():
         if not is_nifti(path):
             raise ScanError(f"{path}: not a NIfTI file (.nii or .nii.gz)")
         match = CASE_FILE.match(path.name)
         if match and match["part"] != "seg" and mapping.get(match["part"]) == FLAIR:
             case = match["case"]
-        elif match and match["part"] != "seg" and rule != DEFAULT_RULE:
+        elif match and match["part"] != "seg" and named_by is not None:
             raise ScanError(f"{path}: channel {match['part']} is not FLAIR by {rule}; a case needs its FLAIR")
         else:
             case = _strip_suffix(path.name)  # a lone volume: FLAIR alone

@@ -1,6 +1,6 @@
 """Where a trained model comes from, and how one travels to a colleague.
 
-    folder = locate("lgg-flair-3seq")               # a shipped model, by name (tuning/pretrained/<name>/)
+    folder = locate("lgg-unet-3seq")                # a shipped model, by name (tuning/pretrained/<name>/)
     folder = locate("runs/train/x")                 # a run folder train.py wrote
     folder = locate("runs/train/x/model.keras")     # its model file (config.json beside it)
     folder = locate("x.brainmri")                   # a packed model: unpacked into a temporary folder

@@ -108,10 +108,11 @@ def model_chooser(specs: list[str] | None):
         raise ValueError(f"this installation ships no model (looked for {THREE_SEQUENCES} and {FLAIR_ONLY}); "
                          "pass --model with a run folder or a packed .brainmri file")
 
+    fallback = THREE_SEQUENCES if THREE_SEQUENCES in available else FLAIR_ONLY
+
     def by_sequences(case) -> CaseModel:  # case None: slices in Kaggle's layout, all three sequences
         wanted = FLAIR_ONLY if case is not None and case.flair_only else THREE_SEQUENCES
-        return get(wanted if wanted in available else next(iter(n for n in (THREE_SEQUENCES, FLAIR_ONLY)
-                                                                  if n in available)))
+        return get(wanted if wanted in available else fallback)
     return by_sequences
 
 
