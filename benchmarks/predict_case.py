@@ -28,11 +28,10 @@ def untrained_run(folder: Path) -> Path:
     """A run folder holding the default U-Net (train.py's architecture and data settings), untrained."""
     from brainmri_tfds.settings import DataSettings
     from tuning.runfolder import RunConfig
-    from tuning.unet import UNetConfig, build_unet
+    from tuning.unet import UNetArchitecture, build_unet
 
-    data, config = DataSettings(), UNetConfig()
-    model = build_unet(data.image_size, data.n_channels, depth=config.depth, base_filters=config.base_filters,
-                       batch_norm=config.batch_norm, dropout=config.dropout, upsampling=config.upsampling)
+    data = DataSettings()
+    model = build_unet(data.image_size, data.n_channels, **UNetArchitecture().keywords())
     folder.mkdir(parents=True)
     model.save(folder / "model.keras")
     RunConfig(data, config).write(folder)

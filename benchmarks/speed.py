@@ -98,15 +98,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from tuning.evaluation.predictor import for_inference
     from tuning.precision import cpu_description, resolve_precision
-    from tuning.unet import UNetConfig, batch_norm_in_use, build_unet, compile_unet
+    from tuning.recipe import TrainingRecipe
+    from tuning.unet import batch_norm_in_use, build_unet, compile_unet
     from unet_flops import efficiency  # beside this script
 
-    config = UNetConfig(depth=args.depth, base_filters=args.base_filters, dropout=0.0, batch_norm=True,
-                        upsampling="transpose", batch_size=args.batch_size)
+    recipe = TrainingRecipe(batch_size=args.batch_size)
     precision = resolve_precision(args.precision)
-    model = compile_unet(build_unet(args.image_size, args.channels, **config.architecture(), precision=precision,
+    model = compile_unet(build_unet(args.image_size, args.channels, depth=args.depth, base_filters=args.base_filters, dropout=0.0,
+                                    precision=precision,
                                     batch_norm_implementation=args.batch_norm),
-                         config.learning_rate, config.loss)
+                         recipe.learning_rate, recipe.loss)
     if args.jit_compile != "auto":
         model.jit_compile = args.jit_compile == "on"
     rng = np.random.default_rng(0)

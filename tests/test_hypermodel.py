@@ -4,7 +4,8 @@ import keras_tuner
 import pytest
 
 from tuning.hypermodel import UNetHyperModel
-from tuning.unet import UNetConfig
+from tuning.runfolder import read_hyperparameters
+from tuning.recipe import changes_from_defaults
 
 
 def test_default_hyperparameter_values():
@@ -29,9 +30,9 @@ def test_default_hyperparameter_values():
 def test_the_searchs_default_trial_is_what_train_py_trains_without_best():
     hp = keras_tuner.HyperParameters()
     UNetHyperModel(image_size=64, channels=3).build(hp)
-    assert UNetConfig(**hp.values).changes_from_defaults() == {}
-    assert UNetConfig(**{**hp.values, "depth": 3, "loss": "dice"}).changes_from_defaults() == {
-        "depth": (3, 4), "loss": ("dice", "bce_dice")}
+    assert changes_from_defaults(*read_hyperparameters(hp.values, "trial")) == {}
+    changed = read_hyperparameters({**hp.values, "depth": 3, "loss": "dice"}, "trial")
+    assert changes_from_defaults(*changed) == {"depth": (3, 4), "loss": ("dice", "bce_dice")}
 
 
 def test_fixed_values_override_defaults():

@@ -8,8 +8,9 @@ import pytest
 from brainmri_tfds.settings import DataSettings
 from tuning import runfolder
 from tuning.postprocessing import InferenceSettings
-from tuning.runfolder import BestHparams, InferenceChoice, RunConfig
-from tuning.unet import UNetConfig
+from tuning.runfolder import BestHparams, InferenceChoice, RunConfig, hyperparameters_json, read_hyperparameters
+from tuning.recipe import TrainingRecipe
+from tuning.unet import UNetArchitecture
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(tmp_path):
@@ -30,11 +31,11 @@ def test_nan_is_written_as_null(tmp_path):
 
 def test_records_read_back_as_written(tmp_path):
     data = DataSettings("lgg_mri/synthetic", 64, "flair", str(tmp_path / "tfds"), "patient", 1)
-    best = BestHparams(UNetConfig(depth=3, tumor_share=0.3), data, 0.81, "val_dice", "0004", "hyperband")
+    best = BestHparams(UNetArchitecture(depth=3), TrainingRecipe(tumor_share=0.3), data, 0.81, "val_dice", "0004", "hyperband")
     best.write(tmp_path / "best_hparams.json")
     assert BestHparams.read(tmp_path / "best_hparams.json") == best
 
-    run = RunConfig(data, UNetConfig(depth=3), {"train": "fold0", "validation": "fold1", "test": "fold2"}, seed=2,
+    run = RunConfig(data, UNetArchitecture(depth=3), TrainingRecipe(), {"train": "fold0", "validation": "fold1", "test": "fold2"}, seed=2,
                     epochs=5, patience=3, augment=True, precision="float32", best_epoch=4)
     run.write(tmp_path)
     assert RunConfig.read(tmp_path) == run and RunConfig.read(tmp_path).test_split == "fold2"
@@ -61,7 +62,7 @@ def test_data_dir_is_recorded_as_an_absolute_path(tmp_path, monkeypatch):
 ])
 def test_an_unknown_key_is_an_error_naming_the_file_and_the_key(tmp_path, file, edit, where):
     data = DataSettings("lgg_mri/synthetic", 32, "flair")
-    BestHparams(UNetConfig(), data).write(tmp_path / "best_hparams.json")
+    BestHparams(UNetArchitecture(), TrainingRecipe(), data).write(tmp_path / "best_hparams.json")
     RunConfig(data).write(tmp_path)
     InferenceChoice(InferenceSettings(), "validation", 0.5, []).write(tmp_path)
     path = tmp_path / file
@@ -81,7 +82,7 @@ def test_files_from_before_a_key_existed_keep_their_old_meaning(tmp_path):
         "hyperparameters": {"depth": 4, "tumour_share": 0.7}}))
     run = RunConfig.read(tmp_path)
     assert (run.data.normalization, run.data.context, run.data.data_dir) == ("none", 0, None)
-    assert run.config.tumor_share == 0.7
+    assert run.recipe.tumor_share == 0.7
 
 
 def test_a_model_counts_as_trained_only_with_the_same_settings(tmp_path):
@@ -95,3 +96,13 @@ def test_a_model_counts_as_trained_only_with_the_same_settings(tmp_path):
     assert runfolder.finished_training(tmp_path, run) == done  # the command may differ
     other = RunConfig(run.data, epochs=6)
     assert runfolder.finished_training(tmp_path, other) is None
+
+
+def test_flat_hyperparameters_split_into_architecture_and_recipe():
+    architecture, recipe = read_hyperparameters({"depth": 3, "dropout": 0.2, "tumour_share": 0.3, "loss": "dice"},
+                                                "old.json")
+    assert architecture == UNetArchitecture(depth=3, dropout=0.2)
+    assert recipe == TrainingRecipe(tumor_share=0.3, loss="dice")  # tumour_share: renamed since
+    with pytest.raises(ValueError, match=r"best_hparams.json: unknown keys \['widht'\]; known: \[.*'batch_size'"):
+        read_hyperparameters({"depth": 3, "widht": 16}, "best_hparams.json")
+    assert hyperparameters_json(architecture, recipe)["tumor_share"] == 0.3

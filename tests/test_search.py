@@ -25,7 +25,7 @@ def test_search_writes_best_hparams_and_resumes(search_args, tmp_path, synthetic
     assert best["hyperparameters"]["base_filters"] == 4  # the first trial takes the smallest width given
     first = json.loads((tmp_path / "p" / "trial_0" / "trial.json").read_text())["hyperparameters"]["values"]
     defaults = {"depth": 4, "batch_norm": True, "dropout": 0.1, "upsampling": "transpose", "learning_rate": 1e-3,
-                "loss": "bce_dice", "tumor_share": 0.5}  # the UNetConfig defaults train.py uses without --best
+                "loss": "bce_dice", "tumor_share": 0.5}  # the defaults train.py uses without --best
     assert {k: first[k] for k in defaults} == defaults
     first_trial = tmp_path / "p" / "trial_0" / "trial.json"
     stamp = first_trial.stat().st_mtime_ns

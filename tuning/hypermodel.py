@@ -1,6 +1,7 @@
 """The Keras Tuner hypermodel: which U-Net settings the search tries, and how a trial trains.
 
-Each trial's values become a `tuning.unet.UNetConfig`, built by the same `build_unet` that
+Each trial's values become a `tuning.unet.UNetArchitecture` and a `tuning.recipe.TrainingRecipe`,
+built and trained as
 `train.py` calls, so the winner in best_hparams.json rebuilds without a tuner.
 """
 
@@ -11,7 +12,8 @@ import keras_tuner
 from brainmri_tfds import pipeline
 from tuning.losses import LOSS_NAMES
 from tuning.patient_dice import PatientDice
-from tuning.unet import UPSAMPLING, UNetConfig, build_unet, check_structure, compile_unet, ema_callbacks
+from tuning.recipe import TrainingRecipe
+from tuning.unet import UPSAMPLING, UNetArchitecture, build_unet, check_structure, compile_unet, ema_callbacks
 
 DEPTHS = (2, 3, 4, 5)
 BASE_FILTERS = (16, 32)  # first-layer widths searched by default; `search.py --base-filters` widens them
@@ -36,17 +38,19 @@ class UNetHyperModel(keras_tuner.HyperModel):
         self.augment = augment
         self.seed = seed
 
-    def declare(self, hp: keras_tuner.HyperParameters) -> UNetConfig:
+    def declare(self, hp: keras_tuner.HyperParameters) -> tuple[UNetArchitecture, TrainingRecipe]:
         """Declares every hyperparameter (flat, each with its default) and returns their values."""
-        defaults = UNetConfig()
-        width = defaults.base_filters if defaults.base_filters in self.base_filters else self.base_filters[0]
-        return UNetConfig(
+        layers, defaults = UNetArchitecture(), TrainingRecipe()
+        width = layers.base_filters if layers.base_filters in self.base_filters else self.base_filters[0]
+        architecture = UNetArchitecture(
             depth=hp.Int("depth", min(self.depths), max(self.depths),
-                         default=min(max(defaults.depth, min(self.depths)), max(self.depths))),
+                         default=min(max(layers.depth, min(self.depths)), max(self.depths))),
             base_filters=hp.Choice("base_filters", self.base_filters, default=width),
-            batch_norm=hp.Boolean("batch_norm", default=defaults.batch_norm),
-            dropout=hp.Float("dropout", 0.0, 0.3, step=0.1, default=defaults.dropout),
-            upsampling=hp.Choice("upsampling", UPSAMPLING, default=defaults.upsampling),
+            batch_norm=hp.Boolean("batch_norm", default=layers.batch_norm),
+            dropout=hp.Float("dropout", 0.0, 0.3, step=0.1, default=layers.dropout),
+            upsampling=hp.Choice("upsampling", UPSAMPLING, default=layers.upsampling),
+        )
+        return architecture, TrainingRecipe(
             learning_rate=hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=defaults.learning_rate),
             loss=hp.Choice("loss", LOSS_NAMES, default=defaults.loss),
             batch_size=hp.Choice("batch_size", BATCH_SIZES, default=defaults.batch_size),
@@ -57,24 +61,24 @@ class UNetHyperModel(keras_tuner.HyperModel):
         )
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        config = self.declare(hp)
-        model = build_unet(self.image_size, self.channels, **config.architecture(), precision=self.precision)
-        return compile_unet(model, config.learning_rate, config.loss, config.ema_momentum)
+        architecture, recipe = self.declare(hp)
+        model = build_unet(self.image_size, self.channels, **architecture.keywords(), precision=self.precision)
+        return compile_unet(model, recipe.learning_rate, recipe.loss, recipe.ema_momentum)
 
     def fit(self, hp, model, x, *args, validation_data=None, validation_patients=None, **kwargs):
         """`x` and `validation_data` are unbatched datasets; batching here is how batch size is tuned
         (Keras ignores `fit(batch_size=...)` for a dataset). With `validation_patients` (the patient
         of each validation slice, in order), every epoch logs their mean per-patient Dice
         (`tuning.patient_dice`), the search's objective."""
-        config = self.declare(hp)
-        x = pipeline.batch(x, config.batch_size, augment=self.augment, seed=self.seed, tumor_share=config.tumor_share,
-                           augment_strength=config.augment_strength, slice_channels=self.slice_channels,
-                           tumor_weighting=config.tumor_weighting)
+        _, recipe = self.declare(hp)
+        x = pipeline.batch(x, recipe.batch_size, augment=self.augment, seed=self.seed, tumor_share=recipe.tumor_share,
+                           augment_strength=recipe.augment_strength, slice_channels=self.slice_channels,
+                           tumor_weighting=recipe.tumor_weighting)
         scoring = []
         if validation_data is not None:
             if validation_patients is not None:
                 scoring = [PatientDice(validation_data, validation_patients)]
-            validation_data = pipeline.batch(validation_data, config.batch_size)
-        kwargs["callbacks"] = ema_callbacks(config.ema_momentum) + scoring + list(kwargs.get("callbacks") or [])
+            validation_data = pipeline.batch(validation_data, recipe.batch_size)
+        kwargs["callbacks"] = ema_callbacks(recipe.ema_momentum) + scoring + list(kwargs.get("callbacks") or [])
         kwargs.setdefault("shuffle", False)  # the tf.data pipeline shuffles; Keras' own does not apply to a Dataset
         return model.fit(x, *args, validation_data=validation_data, **kwargs)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from brainmri_tfds.settings import DataSettings
 from tuning.postprocessing import InferenceSettings
-from tuning.unet import UNetConfig
+from tuning.recipe import TrainingRecipe
+from tuning.unet import UNetArchitecture
 
 # What a file written before a key existed meant by leaving it out.
 LEGACY_DEFAULTS = {
@@ -98,11 +99,29 @@ def from_fields(cls, values: dict, where: str, **given):
         raise ValueError(f"{where}: {err}") from err
 
 
+def read_hyperparameters(values: dict, where: str) -> tuple[UNetArchitecture, TrainingRecipe]:
+    """A flat "hyperparameters" object (as Keras Tuner names them) -> (architecture, recipe), under
+    `from_fields`' policy: a key neither knows is an error naming `where`."""
+    values = {LEGACY_NAMES.get(k, k): v for k, v in values.items()}
+    layers = {f.name for f in dataclasses.fields(UNetArchitecture)}
+    known = layers | {f.name for f in dataclasses.fields(TrainingRecipe)}
+    if set(values) - known:
+        raise ValueError(f"{where}: unknown keys {sorted(set(values) - known)}; known: {sorted(known)}")
+    architecture = from_fields(UNetArchitecture, {k: v for k, v in values.items() if k in layers}, where)
+    return architecture, from_fields(TrainingRecipe, {k: v for k, v in values.items() if k not in layers}, where)
+
+
+def hyperparameters_json(architecture: UNetArchitecture, recipe: TrainingRecipe) -> dict:
+    """The flat "hyperparameters" object `read_hyperparameters` reads."""
+    return {**dataclasses.asdict(architecture), **dataclasses.asdict(recipe)}
+
+
 @dataclasses.dataclass(frozen=True)
 class BestHparams:
     """best_hparams.json: the search's winner and the data it was found on."""
 
-    config: UNetConfig
+    architecture: UNetArchitecture
+    recipe: TrainingRecipe
     data: DataSettings
     score: float | None = None
     objective: str = "val_dice"
@@ -110,7 +129,8 @@ class BestHparams:
     tuner: str | None = None
 
     def write(self, path: str | os.PathLike) -> None:
-        write_json(path, {"hyperparameters": dataclasses.asdict(self.config), "data": self.data.to_json(),
+        write_json(path, {"hyperparameters": hyperparameters_json(self.architecture, self.recipe),
+                          "data": self.data.to_json(),
                           "score": self.score, "objective": self.objective, "trial_id": self.trial_id,
                           "tuner": self.tuner})
 
@@ -119,11 +139,11 @@ class BestHparams:
         values = dict(read_json(path, "best_hparams.json"))
         where = str(path)
         try:
-            config = from_fields(UNetConfig, values.pop("hyperparameters"), f"{where} hyperparameters")
+            architecture, recipe = read_hyperparameters(values.pop("hyperparameters"), f"{where} hyperparameters")
             data = from_fields(DataSettings, values.pop("data"), f"{where} data")
         except KeyError as err:
             raise ValueError(f"{where}: no {err} entry") from None
-        return from_fields(cls, values, where, config=config, data=data)
+        return from_fields(cls, values, where, architecture=architecture, recipe=recipe, data=data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +151,8 @@ class RunConfig:
     """config.json: everything it takes to reproduce a training run and to evaluate its model."""
 
     data: DataSettings
-    config: UNetConfig = dataclasses.field(default_factory=UNetConfig)
+    architecture: UNetArchitecture = dataclasses.field(default_factory=UNetArchitecture)
+    recipe: TrainingRecipe = dataclasses.field(default_factory=TrainingRecipe)
     splits: dict = dataclasses.field(default_factory=dict)
     seed: int = 0
     epochs: int | None = None
@@ -169,7 +190,8 @@ class RunConfig:
 
     def to_json(self) -> dict:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        values.update(hyperparameters=dataclasses.asdict(values.pop("config")), data=self.data.to_json())
+        values.update(hyperparameters=hyperparameters_json(values.pop("architecture"), values.pop("recipe")),
+                      data=self.data.to_json())
         return {k: v for k, v in values.items() if v is not None}
 
     def write(self, folder: str | os.PathLike) -> None:
@@ -181,9 +203,9 @@ class RunConfig:
         values = dict(read_json(path, "config.json (written by train.py beside the model)"))
         if "data" not in values:
             raise ValueError(f"{path}: no 'data' entry")
-        config = from_fields(UNetConfig, values.pop("hyperparameters", {}), f"{path} hyperparameters")
+        architecture, recipe = read_hyperparameters(values.pop("hyperparameters", {}), f"{path} hyperparameters")
         data = from_fields(DataSettings, values.pop("data"), f"{path} data")
-        return from_fields(cls, values, str(path), config=config, data=data)
+        return from_fields(cls, values, str(path), architecture=architecture, recipe=recipe, data=data)
 
 
 def package_versions() -> dict[str, str]:

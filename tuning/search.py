@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from tuning.precision import resolve_precision
     from brainmri_tfds.settings import DataSettings
     from tuning.tuner_state import atomic_state_files, keep_finished_trials_on_resume
+    from tuning.recipe import changes_from_defaults
     from tuning.tuners import (OBJECTIVE_NAME, TimeBudget, best_result, best_trials_table, is_distributed_worker,
                                make_tuner, try_defaults_first)
 
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     best = best_result(tuner, data, args.tuner)
     best.write(out)
     print(f"wrote {out}")
-    changes = best.config.changes_from_defaults()
+    changes = changes_from_defaults(best.architecture, best.recipe)
     if changes:
         shown = {name: [f"{v:.3g}" if isinstance(v, float) else str(v) for v in pair] for name, pair in changes.items()}
         print("the winner differs from train.py's defaults in " +

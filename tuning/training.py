@@ -127,8 +127,8 @@ def training_batches(run: RunConfig, seed: int):
     whole_batches = run.replicas > 1  # tf.distribute must not hand a replica an empty share
     return pipeline.batch(run.data.slices(run.splits["train"], shuffle=True, seed=seed), run.global_batch_size,
                           augment=run.augment, seed=seed, drop_remainder=whole_batches,
-                          tumor_share=run.config.tumor_share, augment_strength=run.config.augment_strength,
-                          slice_channels=run.data.slice_channels, tumor_weighting=run.config.tumor_weighting)
+                          tumor_share=run.recipe.tumor_share, augment_strength=run.recipe.augment_strength,
+                          slice_channels=run.data.slice_channels, tumor_weighting=run.recipe.tumor_weighting)
 
 
 def validation_scoring(run: RunConfig):
@@ -152,17 +152,17 @@ def fit(run: RunConfig, folder: Path, train, validation, patient_dice: PatientDi
     keras.utils.set_random_seed(run.seed)
     with strategy.scope():
         model = compile_unet(
-            build_unet(run.data.image_size, run.data.n_channels, **run.config.architecture(), precision=run.precision),
-            run.config.learning_rate, run.config.loss, run.config.ema_momentum)
+            build_unet(run.data.image_size, run.data.n_channels, **run.architecture.keywords(), precision=run.precision),
+            run.recipe.learning_rate, run.recipe.loss, run.recipe.ema_momentum)
     data = run.data
     print(f"training {model.name} ({model.count_params():,} parameters) on {data.dataset} {data.image_size}px/"
           f"{data.channels}/{data.normalization} normalisation/context {data.context}/crop {data.crop} in "
-          f"{run.precision}, {run.replicas} replica(s) x batch {run.config.batch_size} -> {folder}", flush=True)
+          f"{run.precision}, {run.replicas} replica(s) x batch {run.recipe.batch_size} -> {folder}", flush=True)
     try:
         model.fit(train, validation_data=validation, epochs=run.epochs, shuffle=False,  # tf.data shuffles
-                  callbacks=training_callbacks(folder, run.patience, run.config.ema_momentum, patient_dice,
+                  callbacks=training_callbacks(folder, run.patience, run.recipe.ema_momentum, patient_dice,
                                                epoch_weights, learning_rate_schedule(
-                                                   run.config.lr_schedule, run.config.learning_rate, run.epochs,
+                                                   run.recipe.lr_schedule, run.recipe.learning_rate, run.epochs,
                                                    run.patience)),
                   verbose=2)
     except KeyboardInterrupt:

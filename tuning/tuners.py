@@ -9,8 +9,7 @@ import keras
 
 from brainmri_tfds.settings import DataSettings
 from tuning.patient_dice import METRIC
-from tuning.runfolder import BestHparams
-from tuning.unet import UNetConfig
+from tuning.runfolder import BestHparams, read_hyperparameters
 
 OBJECTIVE_NAME = METRIC  # mean per-patient Dice on the validation patients, as the product is scored
 
@@ -114,4 +113,5 @@ def best_result(tuner, data: DataSettings, tuner_name: str) -> BestHparams:
     trial = tuner.oracle.get_best_trials(1)[0]
     # Hyperband adds bookkeeping entries (tuner/epochs, tuner/round ...): not model settings.
     values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
-    return BestHparams(UNetConfig(**values), data, trial.score, OBJECTIVE_NAME, trial.trial_id, tuner_name)
+    architecture, recipe = read_hyperparameters(values, f"trial {trial.trial_id}")
+    return BestHparams(architecture, recipe, data, trial.score, OBJECTIVE_NAME, trial.trial_id, tuner_name)

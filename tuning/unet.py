@@ -1,8 +1,10 @@
-"""The U-Net: its configuration, a builder of explicit values, and how it is compiled.
+"""The U-Net: its architecture, a builder of explicit values, and how it is compiled. Nothing here
+knows the dataset; how a U-Net is trained is `tuning.recipe`.
 
 `build_unet(**values)` needs no tuner, so a saved `best_hparams.json` rebuilds its model:
 
     model = build_unet(image_size=128, channels=3, depth=4, base_filters=16)
+    model = build_unet(128, 3, **run.architecture.keywords())
     compile_unet(model, learning_rate=1e-3, loss="bce_dice")
 """
 
@@ -13,56 +15,31 @@ import functools
 
 import keras
 
-from brainmri_tfds.pipeline import TUMOR_WEIGHTINGS
 from tuning.losses import make_loss, training_metrics
 
 UPSAMPLING = ("transpose", "bilinear")
-LR_SCHEDULES = ("plateau", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
-class UNetConfig:
-    """Everything that fixes a U-Net's architecture and training recipe."""
+class UNetArchitecture:
+    """What fixes a U-Net's layers besides its input shape: the keyword arguments of `build_unet`
+    (how it is trained: `tuning.recipe.TrainingRecipe`)."""
 
     depth: int = 4
     base_filters: int = 16
     batch_norm: bool = True
     dropout: float = 0.1
     upsampling: str = "transpose"
-    learning_rate: float = 1e-3
-    loss: str = "bce_dice"
-    batch_size: int = 16
-    # Oversample tumor slices to this share of each epoch (0: as the split has them).
-    tumor_share: float = 0.5
-    # Which tumor slices fill that share (`brainmri_tfds.pipeline.oversample_tumor`): uniform, or
-    # in proportion to tumor area (large tumors more often).
-    tumor_weighting: str = "uniform"
-    augment_strength: float = 1.0  # scales the augmentation's rotation, zoom and intensity ranges
-    # Validate, keep and predict with an exponential moving average of the weights (Polyak
-    # averaging) with this momentum; 0: the raw weights.
-    ema_momentum: float = 0.0
-    # How train.py moves the learning rate (`tuning.training.learning_rate_schedule`): plateau halves
-    # it when the validation loss stalls; cosine decays it to 0 over the run's epochs.
-    lr_schedule: str = "plateau"
 
     def __post_init__(self):
-        if not 0.0 <= self.ema_momentum < 1.0:
-            raise ValueError(f"ema_momentum must be in [0, 1), got {self.ema_momentum}")
-        if self.tumor_weighting not in TUMOR_WEIGHTINGS:
-            raise ValueError(f"tumor_weighting must be one of {TUMOR_WEIGHTINGS}, got {self.tumor_weighting!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.upsampling not in UPSAMPLING:
+            raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {self.upsampling!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
-    def changes_from_defaults(self) -> dict[str, tuple]:
-        """{field: (value, default)} for each field set otherwise than in `UNetConfig()`, the
-        configuration train.py trains without --best."""
-        defaults = UNetConfig()
-        return {f.name: (getattr(self, f.name), getattr(defaults, f.name)) for f in dataclasses.fields(self)
-                if getattr(self, f.name) != getattr(defaults, f.name)}
-
-    def architecture(self) -> dict:
+    def keywords(self) -> dict:
         """The keyword arguments of `build_unet` besides the input shape."""
-        return {k: getattr(self, k) for k in ("depth", "base_filters", "batch_norm", "dropout", "upsampling")}
+        return dataclasses.asdict(self)
 
 
 def check_structure(image_size: int, channels: int, depths) -> None:
@@ -244,11 +221,11 @@ def _conv_block(x, filters: int, batch_norm: bool, prefix: str, dtype: str, batc
 def build_unet(
     image_size: int = 128,
     channels: int = 3,
-    depth: int = 4,
-    base_filters: int = 16,
-    batch_norm: bool = True,
-    dropout: float = 0.1,
-    upsampling: str = "transpose",
+    depth: int = UNetArchitecture.depth,
+    base_filters: int = UNetArchitecture.base_filters,
+    batch_norm: bool = UNetArchitecture.batch_norm,
+    dropout: float = UNetArchitecture.dropout,
+    upsampling: str = UNetArchitecture.upsampling,
     precision: str = "float32",
     batch_norm_implementation: str = "auto",
 ) -> keras.Model:
@@ -261,10 +238,7 @@ def build_unet(
     compute (FusedBatchNormalization; `auto`, the default, picks the faster for this machine).
     """
     check_structure(image_size, channels, (depth,))
-    if upsampling not in UPSAMPLING:
-        raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    UNetArchitecture(depth, base_filters, batch_norm, dropout, upsampling)  # the same checks as a saved one's
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x, skips = inputs, []
     for level in range(depth):

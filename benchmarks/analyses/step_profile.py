@@ -64,13 +64,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from tuning.evaluation.predictor import for_inference
     from tuning.precision import cpu_description, resolve_precision
-    from tuning.unet import UNetConfig, batch_norm_in_use, build_unet, compile_unet
+    from tuning.recipe import TrainingRecipe
+    from tuning.unet import batch_norm_in_use, build_unet, compile_unet
 
-    config = UNetConfig(depth=args.depth, base_filters=args.base_filters)
+    recipe = TrainingRecipe()
     precision = resolve_precision("auto")
-    model = compile_unet(build_unet(args.image_size, args.channels, **config.architecture(), precision=precision,
+    model = compile_unet(build_unet(args.image_size, args.channels, depth=args.depth, base_filters=args.base_filters,
+                                    precision=precision,
                                     batch_norm_implementation=args.batch_norm),
-                         config.learning_rate, config.loss)
+                         recipe.learning_rate, recipe.loss)
     rng = np.random.default_rng(0)
     shape = (args.batch_size, args.image_size, args.image_size)
     images = rng.random(shape + (args.channels,), np.float32)

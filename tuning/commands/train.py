@@ -28,7 +28,7 @@ from brainmri_tfds.pipeline import TUMOR_WEIGHTINGS  # noqa: E402
 from brainmri_tfds.settings import DataSettings, add_data_arguments  # noqa: E402
 from tuning.distribution import STRATEGIES  # noqa: E402
 from tuning.precision import add_precision_argument  # noqa: E402
-from tuning.unet import LR_SCHEDULES  # noqa: E402
+from tuning.recipe import LR_SCHEDULES  # noqa: E402
 
 
 def parse_args(argv):
@@ -75,12 +75,14 @@ def parse_args(argv):
 
 
 def resolve(args):
-    """(UNetConfig, DataSettings, source) from --best/--hparams or the defaults, with the flags on top."""
+    """(UNetArchitecture, TrainingRecipe, DataSettings, source) from --best/--hparams or the defaults,
+    with the flags on top."""
     from tuning.runfolder import BestHparams
-    from tuning.unet import UNetConfig, check_structure
+    from tuning.recipe import TrainingRecipe
+    from tuning.unet import UNetArchitecture, check_structure
 
     path = args.hparams or (os.path.join(args.tuning_dir, "best_hparams.json") if args.best else None)
-    best = BestHparams.read(path) if path else BestHparams(UNetConfig(), DataSettings())
+    best = BestHparams.read(path) if path else BestHparams(UNetArchitecture(), TrainingRecipe(), DataSettings())
     data_flags = {"dataset": args.dataset, "image_size": args.image_size, "channels": args.channels,
                   "normalization": args.normalization, "context": args.context, "crop": args.crop,
                   "data_dir": args.data_dir}
@@ -89,15 +91,15 @@ def resolve(args):
                     "augment_strength": args.augment_strength, "ema_momentum": args.ema_momentum,
                     "lr_schedule": args.lr_schedule}
     data = dataclasses.replace(best.data, **{k: v for k, v in data_flags.items() if v is not None})
-    config = dataclasses.replace(best.config, **{k: v for k, v in recipe_flags.items() if v is not None})
-    check_structure(data.image_size, data.n_channels, (config.depth,))
-    return config, data, "best" if path else "default"
+    recipe = dataclasses.replace(best.recipe, **{k: v for k, v in recipe_flags.items() if v is not None})
+    check_structure(data.image_size, data.n_channels, (best.architecture.depth,))
+    return best.architecture, recipe, data, "best" if path else "default"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser, args = parse_args(argv)
     try:
-        config, data, source = resolve(args)
+        architecture, recipe, data, source = resolve(args)
     except (FileNotFoundError, ValueError) as err:
         parser.error(f"{err}" + ("; run tuning/search.py first or pass --hparams FILE" if args.best else ""))
     from brainmri_tfds import DatasetNotBuiltError
@@ -108,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
 
     strategy = make_strategy(args.strategy)
     run = RunConfig(
-        data=data, config=config, seed=args.seed, epochs=args.epochs, patience=args.patience,
+        data=data, architecture=architecture, recipe=recipe, seed=args.seed, epochs=args.epochs, patience=args.patience,
         splits={"train": args.train_split, "validation": args.validation_split, "test": args.test_split},
         augment=not args.no_augment, precision=resolve_precision(args.precision), source=source,
         strategy=args.strategy, replicas=strategy.num_replicas_in_sync,
-        global_batch_size=config.batch_size * strategy.num_replicas_in_sync, versions=package_versions(),
+        global_batch_size=recipe.batch_size * strategy.num_replicas_in_sync, versions=package_versions(),
         command="python train.py " + " ".join(sys.argv[1:] if argv is None else argv))
     out = Path(args.out or f"runs/train/{data.config}-{source}")
     try:
