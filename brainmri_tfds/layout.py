@@ -1,7 +1,8 @@
 """Find, list and read slices laid out as in Kaggle's LGG download (a zip or a folder).
 
-This module is the one reader of the Kaggle layout: the TFDS builder (both configs) and
-`evaluate.py --input` go through it, so a slice is read one way everywhere. It knows nothing
+This module is the one reader of the Kaggle layout: the TFDS builder (both configs) and the
+reader of new scans in that layout (`brainmri_tfds/readers/kaggle.py`) go through it, so a slice
+is read one way everywhere. It knows nothing
 of TFDS or models. File access goes through `etils.epath`, so it works on any filesystem
 TensorFlow knows and inside the TFDS test harness.
 

@@ -170,7 +170,7 @@ def write_nifti_cases(
     RAS or LPS) with `spacing` = (row, column, slice) voxel sizes in mm of Kaggle's slice layout."""
     import nibabel as nib
 
-    from brainmri_tfds.scans import model_axes_affine, reoriented
+    from brainmri_tfds.readers.volume import model_axes_affine, reoriented
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

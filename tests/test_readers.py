@@ -1,6 +1,6 @@
-"""NIfTI cases (brainmri_tfds.scans, evaluate.py --input): the same phantom gives the same slices and
-the same mask whatever the file's orientation; masks go back on the input's exact grid; sizes in mL
-and mm; bad files are one clear error with nothing written."""
+"""The readers (brainmri_tfds.readers, evaluate.py --input): the same phantom gives the same slices
+and the same mask whatever the file's format and orientation; masks go back on the input's exact
+grid; sizes in mL and mm; bad files are one clear error with nothing written."""
 
 import gzip
 import json
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import evaluate
-from brainmri_tfds import layout, scans, synthetic
+from brainmri_tfds import layout, readers, synthetic
 from tuning.evaluation.scoring import hd95_mm, tumor_measures
 
 SPACING = (0.9, 0.9, 5.0)  # anisotropic, as Kaggle's volumes are
@@ -19,11 +19,27 @@ ORIENTATIONS = [("R", "A", "S"), ("L", "P", "S"), ("P", "S", "R")]  # RAS, LPS, 
 
 
 def _kaggle_slices(root, patient):
-    """The phantom's slices as the Kaggle-layout reader gives them, in slice order."""
+    """The phantom's slices as Kaggle's files hold them, in slice order (read here with the layout module)."""
     source = layout.open_source(root)
     read = sorted((item.slice_index, image, mask) for item, image, mask in layout.read_slices(
         source, layout.list_slices(source)) if item.patient_id == patient)
     return np.stack([r[1] for r in read]), np.stack([r[2][..., 0] for r in read]).astype(bool)
+
+
+def test_each_format_has_its_reader_and_gives_the_same_record(phantoms):
+    root, patient, folders = phantoms
+    images, masks = _kaggle_slices(root / "kaggle", patient)
+    assert [r.__name__.rsplit(".", 1)[1] for r in readers.READERS] == ["nifti", "dicom", "kaggle"]
+    (kaggle,) = readers.find_cases(root / "kaggle")
+    (nifti,) = readers.find_cases(folders[("R", "A", "S")])
+    assert kaggle.name == nifti.name == patient and not kaggle.flair_only
+    from_kaggle, from_nifti = kaggle.load(), nifti.load()
+    assert np.array_equal(from_kaggle.images, images) and np.array_equal(from_nifti.images, images)
+    assert np.array_equal(from_kaggle.truth, masks)  # Kaggle's native grid is its slices
+    assert np.array_equal(from_nifti.geometry.in_model_axes(from_nifti.truth), masks)  # the phantom is 256 px a side
+    assert from_kaggle.geometry.slice_spacing() is None and from_nifti.geometry.slice_spacing() is not None
+    alone = readers.FlairAlone(kaggle).load()
+    assert alone.sequences == ("0001",) and (alone.images == images[..., 1:2]).all()
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +59,14 @@ def phantoms(tmp_path_factory):
 def test_a_nifti_case_gives_kaggles_slices_whatever_its_orientation(phantoms, axcodes):
     root, patient, folders = phantoms
     images, masks = _kaggle_slices(root / "kaggle", patient)
-    (case,) = scans.find_cases(folders[axcodes])
-    assert case.case == patient and case.truth is not None
-    scan = scans.load_case(case)
-    assert nib.aff2axcodes(scan.reference.affine) == axcodes
+    (case,) = readers.find_cases(folders[axcodes])
+    assert case.name == patient and case.truth is not None
+    scan = case.load()
+    assert nib.aff2axcodes(scan.geometry.reference.affine) == axcodes
     assert np.array_equal(scan.images, images)  # voxel for voxel, after reorientation
-    assert scan.slice_spacing() == pytest.approx(SPACING, abs=1e-5)
-    assert np.array_equal(scan.to_native(masks.astype(np.float32)) > 0.5, scan.truth)  # and back again
-    size = tumor_measures(scan.in_model_axes(scan.truth).transpose(1, 2, 0), scan.slice_spacing())
+    assert scan.geometry.slice_spacing() == pytest.approx(SPACING, abs=1e-5)
+    assert np.array_equal(scan.geometry.to_native(masks.astype(np.float32)) > 0.5, scan.truth)  # and back again
+    size = tumor_measures(scan.geometry.in_model_axes(scan.truth).transpose(1, 2, 0), scan.geometry.slice_spacing())
     assert size["volume_ml"] == pytest.approx(masks.sum() * np.prod(SPACING) / 1000, rel=1e-6)  # the phantom's
     assert size["tumor_slices"] == int(masks.any(axis=(1, 2)).sum())
 
@@ -60,9 +76,9 @@ def test_flair_alone_is_copied_into_the_missing_sequences(phantoms, tmp_path):
     flair = folders[("R", "A", "S")] / f"{patient}_0001.nii.gz"
     alone = tmp_path / "scan.nii.gz"
     alone.write_bytes(flair.read_bytes())
-    (case,) = scans.find_cases(alone)
-    scan = scans.load_case(case)
-    assert case.case == "scan" and scan.sequences == ("0001",)
+    (case,) = readers.find_cases(alone)
+    scan = case.load()
+    assert case.name == "scan" and scan.sequences == ("0001",)
     assert np.array_equal(scan.images[..., 0], scan.images[..., 1])
     assert np.array_equal(scan.images[..., 2], scan.images[..., 1])
 
@@ -116,8 +132,8 @@ def test_evaluate_writes_masks_on_the_inputs_grid_the_same_in_every_orientation(
         flair = nib.load(str(folder / f"{patient}_0001.nii.gz"))
         assert written.shape == flair.shape and np.array_equal(written.affine, flair.affine)
         assert written.get_data_dtype() == np.uint8 and set(np.unique(written.get_fdata())) <= {0, 1}
-        scan = scans.load_case(scans.find_cases(folder)[0])
-        predicted = scan.in_model_axes(written.get_fdata() > 0)
+        scan = readers.find_cases(folder)[0].load()
+        predicted = scan.geometry.in_model_axes(written.get_fdata() > 0)
         overlap = 2 * (predicted & expected).sum() / (predicted.sum() + expected.sum())
         assert overlap >= 0.99, axcodes
 
@@ -182,18 +198,18 @@ def test_a_dicom_series_per_sequence_gives_kaggles_slices(phantoms, flair_model,
     case = tmp_path / "dicom" / "case1"
     assert synthetic.write_dicom_case(case, seed=5, slices=(6, 7))[0] == patient
     for path in (case, case.parent):  # a case folder, or a folder of case folders
-        (found,) = scans.find_cases(path)
-        assert found.case == "case1" and sorted(found.sequences) == ["0000", "0001", "0002"]
-        assert np.array_equal(scans.load_case(found).images, images)
+        (found,) = readers.find_cases(path)
+        assert found.name == "case1" and sorted(found.sequences) == ["0000", "0001", "0002"]
+        assert np.array_equal(found.load().images, images)
     out = tmp_path / "out"
     assert evaluate.main(["--model", str(flair_model), "--input", str(case.parent), "--out", str(out)]) == 0
-    written, scan = nib.load(str(out / "case1.nii.gz")), scans.load_case(scans.find_cases(case)[0])
-    assert written.shape == (256, 256, 7) and np.allclose(written.affine, scan.reference.affine)
+    written, scan = nib.load(str(out / "case1.nii.gz")), readers.find_cases(case)[0].load()
+    assert written.shape == (256, 256, 7) and np.allclose(written.affine, scan.geometry.reference.affine)
     assert written.header.get_zooms() == pytest.approx(SPACING) and nib.aff2axcodes(written.affine)[:2] == ("P", "L")
 
     alone = tmp_path / "flair_only"
     synthetic.write_dicom_case(alone, seed=5, sequences=("0001",), slices=(6, 7))
-    scan = scans.load_case(scans.find_cases(alone)[0])
+    scan = readers.find_cases(alone)[0].load()
     assert scan.sequences == ("0001",) and np.array_equal(scan.images[..., 1], images[..., 1])
 
 

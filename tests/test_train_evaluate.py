@@ -142,7 +142,9 @@ def test_evaluate_input_folder(trained, tmp_path, with_masks):
         assert len(masks) == 4 and masks[0].name.startswith(patients[0])
         image = cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED)
         assert image.shape == (256, 256) and set(image.ravel()) <= {0, 255}
-        assert len(list((out / "predictions").glob("*_overlay.png"))) == 4
+        assert cv2.imread(str(out / f"{patients[0]}.png")) is not None  # the quick look, as for NIfTI
+        row = (out / "volumes.csv").read_text().splitlines()[1].split(",")
+        assert row[0] == patients[0] and row[2] == "" and int(row[3]) <= 4  # no voxel size: no mL
 
 
 def _model_beside_config(folder, model, channels="flair"):

@@ -10,7 +10,8 @@ Writes to -o: CASE.nii.gz (uint8 0/1 on the FLAIR's exact grid), CASE.png (the s
 largest tumor, outlined), volumes.csv and report.json (per case: the model used, tumor volume
 in mL, slices, largest axial diameter in mm; Dice and HD95 where a true mask CASE_seg.nii.gz or
 --labels DIR/CASE.nii.gz is given), and CASE_probabilities.nii.gz with --save-probabilities.
-A folder in Kaggle's layout (TIFF slices) gives predictions/<slice>_pred_mask.png instead.
+Kaggle's layout (TIFF slices, with their masks or without) gives predictions/<slice>_pred_mask.png
+in place of CASE.nii.gz, and no mL or mm (its files carry no voxel size).
 
 Which channel is which sequence: --channel-names, else an nnU-Net dataset.json in or beside the
 input folder ("channel_names"), else this project's rule (_0000 pre-contrast, _0001 FLAIR,
@@ -38,7 +39,7 @@ NOTICE = ("For research only: not a medical device, not for diagnosis or treatme
 
 
 def parse_args(argv):
-    from brainmri_tfds import scans
+    from brainmri_tfds import readers
 
     parser = argparse.ArgumentParser(prog="brainmri-predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,7 +50,7 @@ def parse_args(argv):
                         help="a shipped model's name, a run folder, a model.keras with config.json beside it, or a "
                              "packed .brainmri file (python -m tuning.models --pack); several: probabilities "
                              "averaged. Default: the shipped models, chosen per case by its sequences")
-    scans.add_channel_names_argument(parser)
+    readers.add_channel_names_argument(parser)
     parser.add_argument("--labels", help="a folder of true masks named CASE.nii.gz: adds Dice and HD95")
     parser.add_argument("--device", choices=("cpu", "gpu"),
                         help="where to compute (default: a GPU if TensorFlow sees one, else the CPU)")
@@ -110,46 +111,26 @@ def model_chooser(specs: list[str] | None):
 
     fallback = THREE_SEQUENCES if THREE_SEQUENCES in available else FLAIR_ONLY
 
-    def by_sequences(case) -> CaseModel:  # case None: slices in Kaggle's layout, all three sequences
-        wanted = FLAIR_ONLY if case is not None and case.flair_only else THREE_SEQUENCES
+    def by_sequences(case) -> CaseModel:
+        wanted = FLAIR_ONLY if case.flair_only else THREE_SEQUENCES
         return get(wanted if wanted in available else fallback)
     return by_sequences
-
-
-def predict_kaggle_layout(model_for, folder: str, out: Path) -> int:
-    """Slices in Kaggle's layout (no geometry to write back): predictions/<slice>_pred_mask.png."""
-    from tuning.evaluation.inference import predict_ensemble, read_slices
-    from tuning.evaluation.report import write_predictions
-
-    chosen = model_for(None)
-    records = predict_ensemble(chosen.members, lambda: read_slices(None, folder=folder), chosen.settings.flip_average)
-    if not records:
-        raise ValueError(f"{folder}: no slices")
-    masks = {p: chosen.settings.mask(r.probability) for p, r in records.items()}
-    count = write_predictions(records, masks, out)
-    print(f"{count} predicted slice masks of {len(records)} patients (model {chosen.name}) in {out / 'predictions'}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(NOTICE, CITATION, sep="\n", flush=True)
-    from brainmri_tfds import LayoutError, scans
+    from brainmri_tfds import readers
 
     out = Path(args.output)
     try:
-        volumes = scans.holds_volumes(args.input)
-        if not volumes and not Path(args.input).exists():
-            raise ValueError(f"{args.input}: no such file or folder")
-        cases = scans.find_cases(args.input, args.labels, args.channel_names) if volumes else None
+        cases = readers.find_cases(args.input, args.labels, args.channel_names)
         choose_device(args.device)
         model_for = model_chooser(args.model)
-        if cases is None:
-            return predict_kaggle_layout(model_for, args.input, out)
         from tuning.evaluation.cases import predict_cases
 
         report = predict_cases(model_for, cases, out, args.save_probabilities)
-    except (LayoutError, FileNotFoundError, ValueError) as err:  # ScanError is a ValueError
+    except (FileNotFoundError, ValueError) as err:  # ScanError and LayoutError are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         return 2
     scored = f", mean Dice {report['volume_dice_mean']:.4f}" if "volume_dice_mean" in report else ""

@@ -1,8 +1,7 @@
 """Score a trained U-Net as radiology papers do, draw overlays, or predict masks for new scans.
 
     python evaluate.py --model runs/train/X/model.keras            # the test split it was trained for
-    python evaluate.py --model M --input DIR_OR_ZIP                # new cases in Kaggle's layout
-    python evaluate.py --model M --input case.nii.gz --out masks/  # NIfTI: a file, or a folder of CASE_0000..0002
+    python evaluate.py --model M --input case.nii.gz --out masks/  # new scans: NIfTI, DICOM, Kaggle's layout
     python evaluate.py --model A/model.keras B/model.keras         # an ensemble: probabilities averaged
 
 Dataset, data_dir, image size and channels come from config.json beside the model (--dataset and
@@ -14,10 +13,11 @@ override it. Several models form an ensemble: each predicts as its own
 config.json says, their probabilities are averaged, and the first model's files give the split and
 the settings. Writes to --out (default: beside the (first) model, eval-<split> or eval-input):
 report.json, dice_per_patient.png, overlays/ (best, median and worst patients and a few random
-slices). With --input and no masks: predictions/<slice>_pred_mask.png (0/255, 256x256) and
-<slice>_overlay.png. With --input NIfTI (see brainmri_tfds/scans.py): CASE.nii.gz on each FLAIR's grid,
-CASE.png, volumes.csv and report.json (tuning/evaluation/cases.py); true masks as CASE_seg.nii.gz
-or --labels DIR/CASE.nii.gz add the scores. The scores and their rules for empty masks:
+slices). With --input (any format brainmri_tfds/readers reads: a NIfTI file or folder, DICOM
+series, Kaggle's folder or zip), what brainmri-predict writes (tuning/evaluation/cases.py): the
+masks (CASE.nii.gz on each FLAIR's grid; for Kaggle's slices predictions/<slice>_pred_mask.png),
+CASE.png, volumes.csv and report.json; true masks (CASE_seg.nii.gz, --labels DIR/CASE.nii.gz,
+Kaggle's _mask.tif) add the scores. The scores and their rules for empty masks:
 tuning/evaluation/scoring.py.
 """
 
@@ -33,16 +33,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv):
-    from brainmri_tfds import scans
+    from brainmri_tfds import readers
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, nargs="+",
                         help="a model.keras written by train.py (or its run folder, a packed .brainmri file, a "
                              "shipped model's name); several: an ensemble, probabilities averaged")
-    parser.add_argument("--input", help="new patients instead of a TFDS split: a Kaggle-layout folder or zip, a NIfTI "
-                                        "file, or a folder of NIfTI cases (CASE_0000/0001/0002.nii.gz)")
-    parser.add_argument("--labels", help="with NIfTI --input: a folder of true masks named CASE.nii.gz")
-    scans.add_channel_names_argument(parser)
+    parser.add_argument("--input", help="new patients instead of a TFDS split: a NIfTI file, a folder of NIfTI cases "
+                                        "(CASE_0000/0001/0002.nii.gz), DICOM series, or a Kaggle-layout folder or zip")
+    parser.add_argument("--labels", help="with NIfTI or DICOM --input: a folder of true masks named CASE.nii.gz")
+    readers.add_channel_names_argument(parser)
     parser.add_argument("--split", help="TFDS split to score, e.g. test or fold0+fold1 (default: the test split "
                                         "config.json names, else test)")
     parser.add_argument("--dataset", help="override config.json's dataset (lgg_mri or lgg_mri/synthetic)")
@@ -69,17 +69,16 @@ def parse_args(argv):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from brainmri_tfds import DatasetNotBuiltError, LayoutError, scans
+    from brainmri_tfds import DatasetNotBuiltError, readers
     from tuning.evaluation.cases import CaseModel, predict_cases
     from tuning.evaluation.figures import dice_distribution
     from tuning.evaluation.inference import flair_only, load_trained, predict_ensemble, read_slices
     from tuning.models import locate
     from tuning.postprocessing import DEFAULT
-    from tuning.evaluation.report import draw_overlays, print_table, write_predictions
+    from tuning.evaluation.report import draw_overlays, print_table
     from tuning.evaluation.scoring import summarize
     from tuning.runfolder import InferenceChoice, write_report
 
-    volumes = args.input is not None and scans.holds_volumes(args.input)
     flags = {"threshold": args.threshold, "keep_fraction": args.keep_fraction, "flip_average": args.flip_average}
     try:
         folders = [locate(spec) for spec in args.model]  # once each: a packed file is unpacked here
@@ -87,17 +86,20 @@ def main(argv: list[str] | None = None) -> int:
         settings = dataclasses.replace(chosen.settings if chosen else DEFAULT,
                                        **{k: v for k, v in flags.items() if v is not None})
         members = [load_trained(folder, args.dataset, args.data_dir) for folder in folders]
-        data, split = members[0][1].data, args.split or members[0][1].test_split
-        if volumes:
-            out = Path(args.out or Path(args.model[0]).parent / "eval-input")
+        if args.input is not None:
+            cases = readers.find_cases(args.input, args.labels, args.channel_names)
+            if args.flair_only:
+                cases = [readers.FlairAlone(case) for case in cases]
+            out = Path(args.out or Path(args.model[0]).parent / f"eval-input{'-flair-only' if args.flair_only else ''}")
             case_model = CaseModel(" + ".join(args.model), [(m, run.data) for m, run in members], settings)
-            cases = scans.find_cases(args.input, args.labels, args.channel_names)
             report = predict_cases(lambda case: case_model, cases, out)
-            scored = f", mean Dice {report['volume_dice_mean']:.4f}" if "volume_dice_mean" in report else ""
-            print(f"{len(report['cases'])} cases{scored}: masks, volumes.csv and report.json in {out}")
+            if "volume_dice_mean" in report:
+                print_table(report)
+            print(f"{len(report['cases'])} cases: masks, volumes.csv and report.json in {out}")
             return 0
-        slices = (lambda: flair_only(read_slices(data, split, args.input))) if args.flair_only else \
-            (lambda: read_slices(data, split, args.input))
+        data, split = members[0][1].data, args.split or members[0][1].test_split
+        slices = (lambda: flair_only(read_slices(data, split))) if args.flair_only else \
+            (lambda: read_slices(data, split))
         records = predict_ensemble([(model, run.data) for model, run in members], slices, settings.flip_average)
         if not records:
             raise ValueError("no slices to evaluate")
@@ -105,21 +107,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}" + ("" if args.data_dir else "\n(that data_dir is the one config.json records; "
                                  "--data-dir names another)"), file=sys.stderr)
         return 2
-    except (LayoutError, FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError) as err:  # ScanError and LayoutError are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"masks: threshold {settings.threshold}, keep_fraction {settings.keep_fraction}, "
           f"flip_average {settings.flip_average}")
     masks = {p: settings.mask(r.probability) for p, r in records.items()}
-    scored = "input" if args.input else split.replace("+", "_")
+    scored = split.replace("+", "_")
     out = Path(args.out or Path(args.model[0]).parent / f"eval-{scored}{'-flair-only' if args.flair_only else ''}")
     out.mkdir(parents=True, exist_ok=True)
-    if not all(r.has_truth for r in records.values()):
-        count = write_predictions(records, masks, out)
-        print(f"no masks in {args.input}: wrote {count} predicted masks and overlays to {out / 'predictions'}")
-        return 0
     report = {**summarize({p: r.truth_volume for p, r in records.items()}, masks), **settings.to_json(),
-              "source": args.input or f"{data.dataset}:{split}", "flair_only": args.flair_only,
+              "source": f"{data.dataset}:{split}", "flair_only": args.flair_only,
               "model": args.model[0] if len(args.model) == 1 else args.model}
     path = write_report(out, report)
     dice_distribution({p: s["dice"] for p, s in report["per_patient"].items()}, out / "dice_per_patient.png")

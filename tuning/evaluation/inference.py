@@ -145,17 +145,9 @@ def predict_ensemble(members: list[tuple], slices: Callable[[], Iterable], flip_
     return volumes
 
 
-def read_slices(data, split: str | None = None, folder: str | None = None) -> Iterable:
-    """(patient, slice index, image uint8 256x256x3, mask uint8 256x256x1 or None) for every slice
-    of a built TFDS split (`split`, any TFDS split string, of `data`'s dataset and data_dir) or of
-    a Kaggle-layout folder or zip that never went through TFDS (`folder`; mask None if absent)."""
-    if folder is not None:
-        from brainmri_tfds import layout
-
-        source = layout.open_source(folder)
-        for item, image, mask in layout.read_slices(source, layout.list_slices(source, masks_required=False)):
-            yield item.patient_id, item.slice_index, image, mask
-        return
+def read_slices(data, split: str) -> Iterable:
+    """(patient, slice index, image uint8 256x256x3, mask uint8 256x256x1) for every slice of a
+    built TFDS split (`split`, any TFDS split string, of `data`'s dataset and data_dir)."""
     from brainmri_tfds import load_split
 
     for example in load_split(split, data.data_dir, data.config).as_numpy_iterator():
@@ -164,6 +156,8 @@ def read_slices(data, split: str | None = None, folder: str | None = None) -> It
 
 def flair_only(slices: Iterable) -> Iterable:
     """`read_slices`' items with pre- and post-contrast replaced by FLAIR, as a scan holding FLAIR
-    alone is filled (`brainmri_tfds.scans`, and Kaggle for a patient missing a sequence)."""
+    alone is filled (`brainmri_tfds.readers.case.flair_everywhere`)."""
+    from brainmri_tfds.readers.case import flair_everywhere
+
     for patient, index, image, mask in slices:
-        yield patient, index, np.repeat(image[..., 1:2], 3, axis=-1), mask
+        yield patient, index, flair_everywhere(image), mask

@@ -1,11 +1,9 @@
-"""What evaluate.py shows a reader: overlays of chosen slices, predicted masks for new scans, and the
-table of scores."""
+"""What evaluate.py shows a reader: overlays of chosen slices and the table of scores."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from tuning.evaluation.figures import overlay
@@ -34,18 +32,6 @@ def draw_overlays(records, masks, report, out: Path, n_random: int, seed: int) -
         overlay(record.flair[i], record.truth[i], masks[patient][i], title, path)
         written.append(path)
     return written
-
-
-def write_predictions(records, masks, out: Path) -> int:
-    """<slice>_pred_mask.png (0/255) and <slice>_overlay.png for scans without masks."""
-    folder = out / "predictions"
-    folder.mkdir(parents=True, exist_ok=True)
-    for patient, record in records.items():
-        for index, flair, predicted in zip(record.index, record.flair, masks[patient]):
-            name = f"{patient}_{index}"
-            cv2.imwrite(str(folder / f"{name}_pred_mask.png"), predicted.astype(np.uint8) * 255)
-            overlay(flair, None, predicted, name, folder / f"{name}_overlay.png")
-    return sum(len(r.index) for r in records.values())
 
 
 def print_table(report: dict) -> None:
