@@ -34,7 +34,7 @@ def untrained_run(folder: Path) -> Path:
     model = build_unet(data.image_size, data.n_channels, **UNetArchitecture().keywords())
     folder.mkdir(parents=True)
     model.save(folder / "model.keras")
-    RunConfig(data, config).write(folder)
+    RunConfig(data).write(folder)
     return folder
 
 

@@ -14,7 +14,7 @@ def _slices(masks):
 
 
 def test_each_patient_counts_once_whatever_the_size_of_the_tumor():
-    large, small, clear = np.zeros((3, 8, 8)), np.zeros((3, 8, 8)), np.zeros((3, 8, 8))
+    large, small = np.zeros((3, 8, 8)), np.zeros((3, 8, 8))
     large[0, :6, :6] = 1  # 36 pixels on slice 0 (patient A)
     small[1, :1, :2] = 1  # 2 pixels on slice 1 (patient B)
     truth = large + small

@@ -7,6 +7,7 @@ built and trained as
 
 from __future__ import annotations
 
+import keras
 import keras_tuner
 
 from brainmri_tfds import pipeline
