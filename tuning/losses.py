@@ -3,7 +3,10 @@
 Shapes: `y_true`, `y_pred` are `[batch, H, W, 1]`, masks in {0, 1}, predictions in [0, 1].
 
 - Losses: Keras' own binary cross-entropy and `keras.losses.Dice` (soft Dice over the whole
-  batch), and `BceDice`, their sum.
+  batch), `BceDice`, their sum, and `BceTversky`, cross-entropy plus a soft Tversky loss that
+  weighs missed tumor pixels more than false alarms (against masks painted too small; Salehi et
+  al. 2017). Keras' own `tversky` is not used: its `alpha` weighs the false negatives and its
+  `beta` the false positives, the other way round from its documentation and the paper.
 - `DiceScore` and `IoUScore`: Dice (2 TP / (2 TP + FP + FN)) and IoU (TP / (TP + FP + FN)) of the
   thresholded prediction, accumulated over every pixel of an epoch. Empty-mask rule: when truth
   and prediction are both empty over everything seen, the score is 1.0 (nothing to find, nothing
@@ -16,7 +19,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-LOSS_NAMES = ("bce", "dice", "bce_dice")
+LOSS_NAMES = ("bce", "dice", "bce_dice", "bce_tversky")
 
 
 @keras.saving.register_keras_serializable(package="brainmri")
@@ -31,14 +34,39 @@ class BceDice(keras.losses.Loss):
         return bce + keras.losses.dice(y_true, y_pred)
 
 
+@keras.saving.register_keras_serializable(package="brainmri")
+class BceTversky(keras.losses.Loss):
+    """Binary cross-entropy plus the soft Tversky loss 1 - TP / (TP + alpha FP + beta FN), both
+    over the batch; beta > alpha makes a missed tumor pixel cost more than a false alarm."""
+
+    def __init__(self, alpha: float = 0.3, beta: float = 0.7, name: str = "bce_tversky", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.alpha, self.beta = alpha, beta
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
+        true_positives = ops.sum(y_true * y_pred)
+        false_positives = ops.sum((1.0 - y_true) * y_pred)
+        false_negatives = ops.sum(y_true * (1.0 - y_pred))
+        index = true_positives / (true_positives + self.alpha * false_positives + self.beta * false_negatives
+                                  + keras.backend.epsilon())
+        return bce + 1.0 - index
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "beta": self.beta}
+
+
 def make_loss(name: str) -> keras.losses.Loss:
-    """The loss called `name`: 'bce', 'dice' or 'bce_dice'."""
+    """The loss called `name`: one of LOSS_NAMES."""
     if name == "bce":
         return keras.losses.BinaryCrossentropy(name="bce")
     if name == "dice":
         return keras.losses.Dice(name="dice_loss")
     if name == "bce_dice":
         return BceDice()
+    if name == "bce_tversky":
+        return BceTversky()
     raise ValueError(f"loss must be one of {LOSS_NAMES}, got {name!r}")
 
 

@@ -28,6 +28,7 @@ from brainmri_tfds.pipeline import TUMOR_WEIGHTINGS  # noqa: E402
 from brainmri_tfds.settings import DataSettings, add_data_arguments  # noqa: E402
 from tuning.distribution import STRATEGIES  # noqa: E402
 from tuning.precision import add_precision_argument  # noqa: E402
+from tuning.losses import LOSS_NAMES  # noqa: E402
 from tuning.recipe import LR_SCHEDULES  # noqa: E402
 
 
@@ -45,6 +46,8 @@ def parse_args(argv):
     parser.add_argument("--epochs", type=int, default=40, help="epochs at most (default 40)")
     parser.add_argument("--patience", type=int, default=12, help="early-stopping patience (default 12)")
     parser.add_argument("--batch-size", type=int, help="override the configuration's batch size")
+    parser.add_argument("--loss", choices=LOSS_NAMES, help="override the configuration's loss (bce_tversky: "
+                        "cross-entropy plus a Tversky loss that weighs missed tumor pixels 0.7, false alarms 0.3)")
     parser.add_argument("--tumor-share", type=float, help="oversample tumor slices to this share of each epoch; "
                         "0 = as the split has them (default: the configuration's, 0.5)")
     parser.add_argument("--tumor-weighting", choices=TUMOR_WEIGHTINGS, help="which tumor slices fill that share: "
@@ -86,7 +89,7 @@ def resolve(args):
     data_flags = {"dataset": args.dataset, "image_size": args.image_size, "channels": args.channels,
                   "normalization": args.normalization, "context": args.context, "crop": args.crop,
                   "data_dir": args.data_dir}
-    recipe_flags = {"batch_size": args.batch_size, "tumor_share": args.tumor_share,
+    recipe_flags = {"batch_size": args.batch_size, "loss": args.loss, "tumor_share": args.tumor_share,
                     "tumor_weighting": args.tumor_weighting,
                     "augment_strength": args.augment_strength, "ema_momentum": args.ema_momentum,
                     "lr_schedule": args.lr_schedule}
