@@ -5,7 +5,8 @@
     folder = locate("runs/train/x/model.keras")     # its model file (config.json beside it)
     folder = locate("x.brainmri")                   # a packed model: unpacked into a temporary folder
     pack("runs/train/x", "x.brainmri")              # model.keras (no optimizer state), config.json, inference.json
-    write_model_folder("runs/train/x", "tuning/pretrained/name")   # the same files, as a shipped model's folder
+    write_model_folder(["runs/train/x"], "tuning/pretrained/name")   # the same files, as a shipped model's folder
+    write_model_folder(["runs/cv/round0", ..., "runs/cv/round4"], out, float16=True)   # their average, in half the bytes
 
 Every form ends as a folder holding `model.keras` and `config.json`, and `inference.json` when
 the run wrote one (`tuning.runfolder` reads them). A shipped model's folder also holds its model
@@ -24,6 +25,7 @@ SHIPPED = Path(__file__).resolve().parent / "pretrained"
 PACKED_SUFFIX = ".brainmri"
 MODEL_FILE = "model.keras"
 PACKED_FILES = (MODEL_FILE, "config.json", "inference.json")  # the last one optional
+WEIGHTS_FILE = "model.weights.h5"  # inside a .keras file
 
 
 def shipped() -> dict[str, Path]:
@@ -55,36 +57,77 @@ def locate(spec: str | Path) -> Path:
     raise ValueError(f"{spec}: no such model file or folder, and not a shipped model's name (shipped: {known})")
 
 
-def write_model_folder(folder: str | Path, out: str | Path) -> Path:
-    """The run's model (without optimizer state), config.json (without the machine's data_dir)
-    and inference.json, written into `out`: what a packed file or a shipped model holds."""
+def write_model_folder(folders: list[str | Path], out: str | Path, float16: bool = False) -> Path:
+    """The model of the run folder, or the average of several runs' models (`tuning.ensemble`; each
+    must take the same input), without optimizer state, with the first run's config.json (without
+    the machine's data_dir) and inference.json, written into `out`: what a packed file or a shipped
+    model holds. `float16`: the weights stored in half precision (read back into float32)."""
     import dataclasses
 
     import keras
 
+    from tuning.ensemble import average_models
     from tuning.runfolder import RunConfig
     import tuning.unet  # noqa: F401  (registers the U-Net's own layers for loading)
 
-    folder, out = locate(folder), Path(out)
-    run = RunConfig.read(folder)  # a readable config.json, or a one-line error
-    model = keras.saving.load_model(folder / MODEL_FILE, compile=False, safe_mode=True)
+    folders, out = [locate(folder) for folder in folders], Path(out)
+    runs = [RunConfig.read(folder) for folder in folders]  # readable config.json files, or a one-line error
+    if len({dataclasses.replace(run.data, data_dir=None) for run in runs}) > 1:
+        raise ValueError(f"{', '.join(map(str, folders))}: the runs prepare their input differently (config.json "
+                         "data); their models cannot be averaged")
+    models = [keras.saving.load_model(folder / MODEL_FILE, compile=False, safe_mode=True) for folder in folders]
+    model = models[0] if len(models) == 1 else average_models(models, name=f"ensemble{len(models)}_{models[0].name}")
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_FILE)  # not compiled: no optimizer state
-    dataclasses.replace(run, data=dataclasses.replace(run.data, data_dir=None)).write(out)
-    if (folder / "inference.json").is_file():
-        shutil.copyfile(folder / "inference.json", out / "inference.json")
+    if float16:
+        _store_weights_in_float16(out / MODEL_FILE)
+    dataclasses.replace(runs[0], data=dataclasses.replace(runs[0].data, data_dir=None)).write(out)
+    if (folders[0] / "inference.json").is_file():
+        shutil.copyfile(folders[0] / "inference.json", out / "inference.json")
     return out
 
 
-def pack(folder: str | Path, out: str | Path) -> Path:
-    """Writes the run folder's model (see `write_model_folder`) into one file."""
+def _store_weights_in_float16(path: Path) -> None:
+    """Rewrites a saved .keras file with its float32 weights stored as float16: Keras reads them back
+    into the model's float32 variables, so only the file changes (about half its size)."""
+    import h5py
+    import numpy as np
+
+    from tuning.runfolder import atomic_path
+
+    def copy(source, target) -> None:
+        target.attrs.update(source.attrs)
+        for name, item in source.items():
+            if isinstance(item, h5py.Group):
+                copy(item, target.create_group(name))
+            else:
+                values = item[()]
+                copied = target.create_dataset(name, data=values.astype(np.float16) if values.dtype == np.float32
+                                               else values)
+                copied.attrs.update(item.attrs)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        weights = Path(scratch) / "weights.h5"
+        with zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        (Path(scratch) / "float32.h5").write_bytes(members[WEIGHTS_FILE])
+        with h5py.File(Path(scratch) / "float32.h5", "r") as source, h5py.File(weights, "w") as target:
+            copy(source, target)
+        members[WEIGHTS_FILE] = weights.read_bytes()
+        with atomic_path(path) as partial, zipfile.ZipFile(partial, "w") as archive:
+            for name, contents in members.items():
+                archive.writestr(name, contents)
+
+
+def pack(folders: list[str | Path], out: str | Path, float16: bool = False) -> Path:
+    """Writes the run folder's model, or several runs' average (see `write_model_folder`), into one file."""
     from tuning.runfolder import atomic_path
 
     out = Path(out)
     if not out.name.endswith(PACKED_SUFFIX):
         raise ValueError(f"{out}: a packed model's name ends with {PACKED_SUFFIX}")
     with tempfile.TemporaryDirectory() as scratch:
-        written = write_model_folder(folder, scratch)
+        written = write_model_folder(folders, scratch, float16)
         with atomic_path(out) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
             for name in PACKED_FILES:
                 if (written / name).is_file():
@@ -111,31 +154,37 @@ def unpack(file: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tuning.models --pack RUN OUT.brainmri`, `--ship RUN NAME`, `--list`."""
+    """`python -m tuning.models --pack RUN... OUT.brainmri`, `--ship RUN... NAME`, `--list`."""
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(
         prog="python -m tuning.models",
         description="Pack a run folder into one file that --model takes (brainmri-predict, evaluate.py), "
-                    "or list the shipped models.")
+                    "or ship it, or list the shipped models. Several runs: their models averaged into one "
+                    "(as nnU-Net ships its five fold models).")
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--pack", nargs=2, metavar=("RUN", "OUT"),
-                        help=f"a run folder (or its model.keras) -> OUT{PACKED_SUFFIX}")
+    action.add_argument("--pack", nargs="+", metavar="RUN... OUT",
+                        help=f"run folders (or their model.keras) -> OUT{PACKED_SUFFIX}")
     action.add_argument("--list", action="store_true", help="the shipped models and their folders")
-    action.add_argument("--ship", nargs=2, metavar=("RUN", "NAME"),
-                        help="write a run's model into tuning/pretrained/NAME/ (its model card and LICENSE are "
+    action.add_argument("--ship", nargs="+", metavar="RUN... NAME",
+                        help="write runs' model into tuning/pretrained/NAME/ (its model card and LICENSE are "
                              "written by hand beside it)")
+    parser.add_argument("--float16", action="store_true",
+                        help="store the weights in half precision (half the bytes; read back into float32)")
     args = parser.parse_args(argv)
     if args.list:
         for name, folder in shipped().items():
             print(f"{name}\t{folder}")
         return 0
+    given = args.ship or args.pack
+    if len(given) < 2:
+        parser.error("give one run folder or more, then where to write")
     try:
         if args.ship:
-            written = write_model_folder(args.ship[0], SHIPPED / args.ship[1]) / MODEL_FILE
+            written = write_model_folder(given[:-1], SHIPPED / given[-1], args.float16) / MODEL_FILE
         else:
-            written = pack(*args.pack)
+            written = pack(given[:-1], given[-1], args.float16)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
