@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
     recipe = TrainingRecipe(batch_size=args.batch_size)
     precision = resolve_precision(args.precision)
-    model = compile_unet(build_unet(args.image_size, args.channels, depth=args.depth, base_filters=args.base_filters, dropout=0.0,
-                                    precision=precision,
+    model = compile_unet(build_unet(args.image_size, args.channels, depth=args.depth, base_filters=args.base_filters,
+                                    dropout=0.0, precision=precision,
                                     batch_norm_implementation=args.batch_norm),
                          recipe.learning_rate, recipe.loss)
     if args.jit_compile != "auto":

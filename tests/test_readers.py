@@ -93,6 +93,10 @@ def test_tumor_size_in_ml_slices_and_mm():
     shifted = np.roll(mask, 2, axis=2)  # one slice further: 5 mm, while 2 pixels would be 1.8 mm
     assert hd95_mm(mask, shifted, SPACING) == pytest.approx(5.0 * 2, abs=1e-6)
     assert np.isnan(hd95_mm(mask, np.zeros_like(mask), SPACING))
+    unknown = tumor_measures(mask, None)  # an input without voxel sizes (Kaggle's slices): slices only
+    assert unknown["tumor_slices"] == 3
+    assert np.isnan(unknown["volume_ml"]) and np.isnan(unknown["max_axial_diameter_mm"])
+    assert np.isnan(hd95_mm(mask, shifted, None))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@
     folder = locate("x.brainmri")                   # a packed model: unpacked into a temporary folder
     pack("runs/train/x", "x.brainmri")              # model.keras (no optimizer state), config.json, inference.json
     write_model_folder(["runs/train/x"], "tuning/pretrained/name")   # the same files, as a shipped model's folder
-    write_model_folder(["runs/cv/round0", ..., "runs/cv/round4"], out, float16=True)   # their average, in half the bytes
+    write_model_folder(["runs/cv/round0", ..., "runs/cv/round4"], out, float16=True)  # their average, half the bytes
 
 Every form ends as a folder holding `model.keras` and `config.json`, and `inference.json` when
 the run wrote one (`tuning.runfolder` reads them). A shipped model's folder also holds its model
@@ -90,6 +90,8 @@ def write_model_folder(folders: list[str | Path], out: str | Path, float16: bool
 def _store_weights_in_float16(path: Path) -> None:
     """Rewrites a saved .keras file with its float32 weights stored as float16: Keras reads them back
     into the model's float32 variables, so only the file changes (about half its size)."""
+    import io
+
     import h5py
     import numpy as np
 
@@ -106,17 +108,15 @@ def _store_weights_in_float16(path: Path) -> None:
                                                else values)
                 copied.attrs.update(item.attrs)
 
-    with tempfile.TemporaryDirectory() as scratch:
-        weights = Path(scratch) / "weights.h5"
-        with zipfile.ZipFile(path) as archive:
-            members = {name: archive.read(name) for name in archive.namelist()}
-        (Path(scratch) / "float32.h5").write_bytes(members[WEIGHTS_FILE])
-        with h5py.File(Path(scratch) / "float32.h5", "r") as source, h5py.File(weights, "w") as target:
-            copy(source, target)
-        members[WEIGHTS_FILE] = weights.read_bytes()
-        with atomic_path(path) as partial, zipfile.ZipFile(partial, "w") as archive:
-            for name, contents in members.items():
-                archive.writestr(name, contents)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    halved = io.BytesIO()
+    with h5py.File(io.BytesIO(members[WEIGHTS_FILE]), "r") as source, h5py.File(halved, "w") as target:
+        copy(source, target)
+    members[WEIGHTS_FILE] = halved.getvalue()
+    with atomic_path(path) as partial, zipfile.ZipFile(partial, "w") as archive:
+        for name, contents in members.items():
+            archive.writestr(name, contents)
 
 
 def pack(folders: list[str | Path], out: str | Path, float16: bool = False) -> Path:

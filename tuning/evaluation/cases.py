@@ -63,14 +63,6 @@ def _quick_look(case: Case, mask_axial: np.ndarray, truth_axial, path: Path) -> 
         overlay(image, None if truth_axial is None else truth_axial[k], mask_axial[k], title, partial)
 
 
-def _measures(mask_axial: np.ndarray, spacing) -> dict:
-    """`tumor_measures` where the voxel size is known; else the slices alone."""
-    if spacing is None:
-        return {"volume_ml": float("nan"), "tumor_slices": int(mask_axial.any(axis=(1, 2)).sum()),
-                "max_axial_diameter_mm": float("nan")}
-    return tumor_measures(mask_axial.transpose(1, 2, 0), spacing)
-
-
 def predict_cases(model_for: Callable[[CaseSource], CaseModel], cases: list[CaseSource], out: Path,
                   save_probabilities: bool = False) -> dict:
     """Predicts every case with the model `model_for(case)` gives; writes the files above and
@@ -100,13 +92,12 @@ def predict_cases(model_for: Callable[[CaseSource], CaseModel], cases: list[Case
             _write_files(out, geometry.probability_files(case.name, probability))
         spacing = geometry.slice_spacing()
         model_mask = geometry.in_model_axes(mask)
-        row = {"case": case.name, "model": chosen.name, **_measures(model_mask, spacing)}
+        row = {"case": case.name, "model": chosen.name, **tumor_measures(model_mask.transpose(1, 2, 0), spacing)}
         truth_axial = None
         if case.truth is not None:
             truth_axial = geometry.in_model_axes(case.truth)
             truths[case.name], masks[case.name] = truth_axial, model_mask
-            hd95[case.name] = row["hd95_mm"] = (float("nan") if spacing is None else
-                                                hd95_mm(truth_axial, model_mask, spacing))
+            hd95[case.name] = row["hd95_mm"] = hd95_mm(truth_axial, model_mask, spacing)
         _quick_look(case, model_mask, truth_axial, out / f"{case.name}.png")
         rows.append(row)
         elapsed = time.perf_counter() - start

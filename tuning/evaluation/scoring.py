@@ -140,11 +140,12 @@ def summarize(truth_by_patient: dict[str, np.ndarray], predicted_by_patient: dic
 
 def hd95_mm(truth: np.ndarray, predicted: np.ndarray, spacing) -> float:
     """95th percentile of the symmetric distances (mm) between the 3D boundaries of two masks on a
-    grid of `spacing` mm per axis; NaN unless both masks hold tumor."""
+    grid of `spacing` mm per axis; NaN unless both masks hold tumor, or when `spacing` is None
+    (an input that gives no voxel size)."""
     from scipy import ndimage
 
     truth, predicted = truth.astype(bool), predicted.astype(bool)
-    if not (truth.any() and predicted.any()):
+    if spacing is None or not (truth.any() and predicted.any()):
         return float("nan")
     edges = [mask & ~ndimage.binary_erosion(mask, border_value=0) for mask in (truth, predicted)]
     distances = [ndimage.distance_transform_edt(~target, sampling=spacing)[source]
@@ -155,10 +156,14 @@ def hd95_mm(truth: np.ndarray, predicted: np.ndarray, spacing) -> float:
 def tumor_measures(mask: np.ndarray, spacing) -> dict:
     """Size of the tumor in a mask [rows, cols, slices] of axial slices with `spacing` (row, column,
     slice) mm: its volume in mL, the slices it shows in, and its largest diameter within a slice
-    (the longest segment between two of its pixel centres, in mm)."""
+    (the longest segment between two of its pixel centres, in mm). `spacing` None (an input that
+    gives no voxel size): the slices alone, NaN for mL and mm."""
     import cv2
 
     mask = mask.astype(bool)
+    slices = int(mask.any(axis=(0, 1)).sum())
+    if spacing is None:
+        return {"volume_ml": float("nan"), "tumor_slices": slices, "max_axial_diameter_mm": float("nan")}
     rows_mm, cols_mm, slice_mm = (float(s) for s in spacing)
     diameter = 0.0
     for k in np.flatnonzero(mask.any(axis=(0, 1))):
@@ -167,7 +172,7 @@ def tumor_measures(mask: np.ndarray, spacing) -> dict:
         gaps = hull[:, None, :] - hull[None, :, :]
         diameter = max(diameter, float(np.sqrt((gaps ** 2).sum(-1)).max()))
     return {"volume_ml": float(mask.sum()) * rows_mm * cols_mm * slice_mm / 1000.0,
-            "tumor_slices": int(mask.any(axis=(0, 1)).sum()), "max_axial_diameter_mm": diameter}
+            "tumor_slices": slices, "max_axial_diameter_mm": diameter}
 
 
 def patient_dice(truths: dict[str, np.ndarray], masks: dict[str, np.ndarray]) -> dict[str, float]:
