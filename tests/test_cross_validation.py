@@ -1,5 +1,6 @@
-"""Patient folds: balanced, stable folds; rotations that test every patient once; train.py and
-evaluate.py on one rotation; the real-data benchmark on phantoms."""
+"""Patient folds: balanced, stable folds; rotations that test every patient once; the
+cross-validation command (train.py and evaluate.py on a round, its settings, epochs and
+ensembles) on phantoms."""
 
 import json
 import subprocess
@@ -101,32 +102,6 @@ def test_folds_config_with_fewer_patients_than_folds_leaves_the_last_folds_out(t
         load_split("fold5", str(tmp_path / "tfds"), "kaggle_3m_folds")
 
 
-@pytest.mark.slow
-def test_one_rotation_trains_writes_the_default_settings_and_scores_its_test_folds(folds_data_dir, tmp_path):
-    import evaluate
-    import train
-
-    rotation = cross_validation_splits(10)[0]
-    out = tmp_path / "round0"
-    code = train.main([
-        "--dataset", "lgg_mri/kaggle_3m_folds", "--data-dir", folds_data_dir, "--image-size", "32",
-        "--channels", "flair", "--epochs", "1", "--batch-size", "8", "--out", str(out),
-        "--train-split", rotation.train, "--validation-split", rotation.validation, "--test-split", rotation.test,
-    ])
-    assert code == 0
-    chosen = json.loads((out / "inference.json").read_text())
-    assert chosen["split"] == rotation.validation and chosen["candidates"] == []
-    assert chosen["settings"] == {"threshold": 0.5, "keep_fraction": 1.0, "flip_average": True}
-    assert evaluate.main(["--model", str(out / "model.keras"), "--split", rotation.validation,
-                          "--out", str(tmp_path / "validation")]) == 0  # evaluate.py on the same patients agrees
-    validation = json.loads((tmp_path / "validation" / "report.json").read_text())
-    assert chosen["mean_patient_dice"] == pytest.approx(validation["volume_dice_mean"], abs=1e-6)
-    assert evaluate.main(["--model", str(out / "model.keras"), "--data-dir", folds_data_dir]) == 0
-    report = json.loads((out / "eval-fold0_fold1" / "report.json").read_text())
-    assert report["source"].endswith(":fold0+fold1") and report["n_patients"] == 2
-    assert report["threshold"] == chosen["settings"]["threshold"]
-
-
 def test_crossval_says_when_the_zip_is_missing(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tuning.crossval", "run", "--manual-dir", str(tmp_path / "nowhere"),
                              "--data-dir", str(tmp_path / "tfds")],
@@ -152,6 +127,7 @@ def test_search_runs_on_the_folds_of_a_round(folds_data_dir, tmp_path):
 
 @pytest.mark.slow
 def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, folds_data_dir, tmp_path):
+    import evaluate
     from tuning.crossval.__main__ import main as crossval
 
     def benchmark(*flags):  # `python -m tuning.crossval run ...`, in this process (train.py and evaluate.py are not)
@@ -167,6 +143,18 @@ def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, fold
     assert json.loads((run / "round0" / "config.json").read_text())["splits"]["train"] == "fold3+fold4"
     low, high = single["per_patient_dice"]["mean_ci95"]
     assert low <= single["per_patient_dice"]["mean"] <= high
+    chosen = json.loads((run / "round0" / "inference.json").read_text())  # train.py's defaults, on validation
+    assert chosen["split"] == "fold2" and chosen["candidates"] == []
+    assert chosen["settings"] == {"threshold": 0.5, "keep_fraction": 1.0, "flip_average": True}
+    assert evaluate.main(["--model", str(run / "round0" / "model.keras"), "--split", "fold2", "--overlays", "0",
+                          "--out", str(tmp_path / "validation")]) == 0  # evaluate.py on the same patients agrees
+    validation = json.loads((tmp_path / "validation" / "report.json").read_text())
+    assert chosen["mean_patient_dice"] == pytest.approx(validation["volume_dice_mean"], abs=1e-6)
+    assert evaluate.main(["--model", str(run / "round0" / "model.keras"), "--overlays", "0"]) == 0
+    by_default = json.loads((run / "round0" / "eval-fold0_fold1" / "report.json").read_text())  # its test split
+    test_report = json.loads((run / "round0" / "eval" / "report.json").read_text())
+    assert by_default["source"] == test_report["source"] and test_report["source"].endswith(":fold0+fold1")
+    assert by_default["volume_dice_mean"] == pytest.approx(test_report["volume_dice_mean"], abs=1e-6)
 
     assert crossval(["settings", str(run)]) == 0  # every inference setting on the round's test patients
     scores = json.loads((run / "round0" / "settings.json").read_text())

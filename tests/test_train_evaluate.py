@@ -115,7 +115,7 @@ def test_members_train_an_ensemble_that_a_rerun_keeps(synthetic_data_dir, tmp_pa
     alone = [m.predict_on_batch(images) for m in members]
     assert not np.allclose(alone[0], alone[1], atol=1e-3)  # two seeds, two models
     np.testing.assert_allclose(ensemble.predict_on_batch(images), (alone[0] + alone[1]) / 2, atol=1e-5)
-    assert evaluate.main(["--model", str(out / "model.keras"), "--data-dir", synthetic_data_dir,
+    assert evaluate.main(["--model", str(out / "model.keras"), "--data-dir", synthetic_data_dir, "--overlays", "0",
                           "--out", str(tmp_path / "eval")]) == 0
 
     history = (out / "member1" / "history.csv").read_text()
@@ -206,7 +206,7 @@ def test_context_and_crop_train_and_score_a_2_5d_model_of_the_brain(synthetic_da
     assert config["data"]["context"] == 1 and config["data"]["crop"] == "brain"
     model = keras.saving.load_model(out / "model.keras", compile=False, safe_mode=True)
     assert model.input_shape == (None, 32, 32, 3)  # FLAIR of slices i-1, i, i+1
-    assert evaluate.main(["--model", str(out / "model.keras"), "--data-dir", synthetic_data_dir,
+    assert evaluate.main(["--model", str(out / "model.keras"), "--data-dir", synthetic_data_dir, "--overlays", "0",
                           "--out", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["n_patients"] == 2
