@@ -89,13 +89,13 @@ def mean_interval(values, confidence: float = 0.95, resamples: int = 9999, seed:
     """Bootstrap (BCa) confidence interval of the mean of `values` (one per patient), patients
     resampled with replacement (scipy.stats.bootstrap). (nan, nan) for fewer than 2 values; the
     value itself twice when all are equal (nothing varies to resample)."""
-    from scipy import stats
-
     values = np.asarray(values, np.float64)
     if values.size < 2:
         return float("nan"), float("nan")
     if np.all(values == values[0]):
         return float(values[0]), float(values[0])
+    from scipy import stats  # here: a one-case prediction need not import it (about a second)
+
     result = stats.bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=resamples,
                              method="BCa", random_state=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
