@@ -155,6 +155,7 @@ def test_crossval_scores_a_round_then_an_ensemble_of_runs(folds_manual_dir, fold
     test_report = json.loads((run / "round0" / "eval" / "report.json").read_text())
     assert by_default["source"] == test_report["source"] and test_report["source"].endswith(":fold0+fold1")
     assert by_default["volume_dice_mean"] == pytest.approx(test_report["volume_dice_mean"], abs=1e-6)
+    assert by_default["n_patients"] == 2 and by_default["threshold"] == chosen["settings"]["threshold"]
 
     assert crossval(["settings", str(run)]) == 0  # every inference setting on the round's test patients
     scores = json.loads((run / "round0" / "settings.json").read_text())
