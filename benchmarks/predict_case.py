@@ -28,7 +28,8 @@ def untrained_run(folder: Path) -> Path:
     """A run folder holding the default U-Net (train.py's architecture and data settings), untrained."""
     from brainmri_tfds.settings import DataSettings
     from tuning.runfolder import RunConfig
-    from tuning.unet import UNetArchitecture, build_unet
+    from tuning.architecture import UNetArchitecture
+    from tuning.unet import build_unet
 
     data = DataSettings()
     model = build_unet(data.image_size, data.n_channels, **UNetArchitecture().keywords())

@@ -16,8 +16,8 @@ from brainmri_tfds.layout import LayoutError  # noqa: E402
 
 _LAZY = {
     "DatasetNotBuiltError": "pipeline", "load_split": "pipeline", "make_dataset": "pipeline",
-    "parse_dataset_name": "pipeline",
-    "CHANNEL_MODES": "preprocessing", "Preprocessor": "preprocessing", "prepare_image": "preprocessing",
+    "parse_dataset_name": "settings",
+    "CHANNEL_MODES": "settings", "Preprocessor": "preprocessing", "prepare_image": "preprocessing",
     "prepare_mask": "preprocessing",
 }
 

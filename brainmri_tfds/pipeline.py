@@ -20,11 +20,10 @@ import tensorflow_datasets as tfds
 from brainmri_tfds.augmentation import augmenter
 from brainmri_tfds.cropping import DEFAULT_CROP, split_boxes
 from brainmri_tfds.normalization import split_levels
-from brainmri_tfds.preprocessing import (CHANNEL_MODES, DEFAULT_IMAGE_SIZE, Preprocessor, neighbour_positions,
-                                         stack_neighbours)
+from brainmri_tfds.preprocessing import Preprocessor, neighbour_positions, stack_neighbours
+from brainmri_tfds.settings import CHANNEL_MODES, DEFAULT_IMAGE_SIZE, TUMOR_WEIGHTINGS
 
 SHUFFLE_BUFFER = 1024
-TUMOR_WEIGHTINGS = ("uniform", "area")  # which tumor slices fill the oversampled share
 
 
 class DatasetNotBuiltError(RuntimeError):
@@ -39,14 +38,6 @@ def build_command(config: str, data_dir: str | None) -> str:
     if data_dir:
         command += f" --data_dir {data_dir}"
     return command
-
-
-def parse_dataset_name(dataset: str) -> str:
-    """The config of 'lgg_mri' (kaggle_3m) or 'lgg_mri/<config>'."""
-    name, _, config = dataset.partition("/")
-    if name != "lgg_mri":
-        raise ValueError(f"unknown dataset {dataset!r}: expected 'lgg_mri' or 'lgg_mri/synthetic'")
-    return config or "kaggle_3m"
 
 
 def load_split(split: str, data_dir: str | None = None, config: str = "kaggle_3m") -> tf.data.Dataset:

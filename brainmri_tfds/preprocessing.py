@@ -24,35 +24,13 @@ import numpy as np
 import tensorflow as tf
 
 from brainmri_tfds import cropping, normalization
-from brainmri_tfds.cropping import CROPS, DEFAULT_CROP
+from brainmri_tfds.cropping import DEFAULT_CROP
 from brainmri_tfds.layout import NATIVE_SIZE
-from brainmri_tfds.normalization import NORMALIZATIONS
-
-CHANNEL_MODES = {"all": 3, "flair": 1, "gray": 1}  # mode -> number of model input channels
-CHANNEL_NAMES = {"all": ["pre-contrast", "FLAIR", "post-contrast"], "flair": ["FLAIR"],
-                 "gray": ["gray (ITU-R 601-2 luma of pre-contrast, FLAIR, post-contrast)"]}
-DEFAULT_IMAGE_SIZE = 128
-MIN_IMAGE_SIZE = 8
-MAX_CONTEXT = 4  # neighbouring slices on each side (2.5D input)
-
-
-def check_options(image_size: int, channels: str, normalization: str, context: int, crop: str = DEFAULT_CROP) -> None:
-    """Raises ValueError naming the first option a slice cannot be prepared with."""
-    if channels not in CHANNEL_MODES:
-        raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
-    if image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}")
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    if not 0 <= context <= MAX_CONTEXT:
-        raise ValueError(f"context must be 0 to {MAX_CONTEXT} slices on each side, got {context}")
-    if crop not in CROPS:
-        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
-
+from brainmri_tfds.settings import CHANNEL_NAMES, DEFAULT_IMAGE_SIZE, check_options
 
 def prepare_image(image: tf.Tensor, image_size: int, channels: str) -> tf.Tensor:
     """uint8 slice(s) [..., H, W, 3] -> float32 [..., S, S, C] in [0, 1] for the chosen channels
-    (one of CHANNEL_MODES)."""
+    (one of `settings.CHANNEL_MODES`)."""
     image = tf.image.convert_image_dtype(tf.convert_to_tensor(image), tf.float32)
     if channels == "flair":
         image = image[..., 1:2]

@@ -1,7 +1,10 @@
 """The data settings: which dataset a model sees and how, as flags and as JSON.
 
 They travel in best_hparams.json and config.json (`tuning.runfolder` reads and writes those), so
-a model is always fed the way it was trained, from the same data_dir.
+a model is always fed the way it was trained, from the same data_dir. The options and their
+checks are defined here, without TensorFlow, so that the commands read their flags (and answer
+`--help`) before TensorFlow loads; `brainmri_tfds.preprocessing` and `brainmri_tfds.pipeline`
+apply them.
 """
 
 from __future__ import annotations
@@ -12,8 +15,37 @@ import os
 
 from brainmri_tfds.cropping import CROPS, DEFAULT_CROP
 from brainmri_tfds.normalization import NORMALIZATIONS
-from brainmri_tfds.pipeline import make_dataset, parse_dataset_name
-from brainmri_tfds.preprocessing import CHANNEL_MODES, DEFAULT_IMAGE_SIZE, check_options
+CHANNEL_MODES = {"all": 3, "flair": 1, "gray": 1}  # mode -> number of model input channels
+CHANNEL_NAMES = {"all": ["pre-contrast", "FLAIR", "post-contrast"], "flair": ["FLAIR"],
+                 "gray": ["gray (ITU-R 601-2 luma of pre-contrast, FLAIR, post-contrast)"]}
+DEFAULT_IMAGE_SIZE = 128
+MIN_IMAGE_SIZE = 8
+MAX_CONTEXT = 4  # neighbouring slices on each side (2.5D input)
+
+
+def check_options(image_size: int, channels: str, normalization: str, context: int, crop: str = DEFAULT_CROP) -> None:
+    """Raises ValueError naming the first option a slice cannot be prepared with."""
+    if channels not in CHANNEL_MODES:
+        raise ValueError(f"channels must be one of {sorted(CHANNEL_MODES)}, got {channels!r}")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if not 0 <= context <= MAX_CONTEXT:
+        raise ValueError(f"context must be 0 to {MAX_CONTEXT} slices on each side, got {context}")
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+
+
+TUMOR_WEIGHTINGS = ("uniform", "area")  # which tumor slices fill the oversampled share (`pipeline.oversample_tumor`)
+
+
+def parse_dataset_name(dataset: str) -> str:
+    """The config of 'lgg_mri' (kaggle_3m) or 'lgg_mri/<config>'."""
+    name, _, config = dataset.partition("/")
+    if name != "lgg_mri":
+        raise ValueError(f"unknown dataset {dataset!r}: expected 'lgg_mri' or 'lgg_mri/synthetic'")
+    return config or "kaggle_3m"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +81,8 @@ class DataSettings:
     def slices(self, split: str, shuffle: bool, seed: int = 0):
         """The split's prepared, cached slices, unbatched and reshuffled every pass if `shuffle`
         (see `brainmri_tfds.make_dataset`)."""
+        from brainmri_tfds.pipeline import make_dataset
+
         return make_dataset(
             split, data_dir=self.data_dir, config=self.config, image_size=self.image_size,
             channels=self.channels, batch_size=None, shuffle=shuffle, seed=seed, normalization=self.normalization,

@@ -1,7 +1,7 @@
 import pytest
 
 from tuning.recipe import TrainingRecipe, changes_from_defaults
-from tuning.unet import UNetArchitecture
+from tuning.architecture import UNetArchitecture
 
 
 @pytest.mark.parametrize("field, value", [("lr_schedule", "step"), ("ema_momentum", 1.0),

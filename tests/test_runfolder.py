@@ -10,7 +10,7 @@ from tuning import runfolder
 from tuning.postprocessing import InferenceSettings
 from tuning.runfolder import BestHparams, InferenceChoice, RunConfig, hyperparameters_json, read_hyperparameters
 from tuning.recipe import TrainingRecipe
-from tuning.unet import UNetArchitecture
+from tuning.architecture import UNetArchitecture
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(tmp_path):

@@ -1,6 +1,6 @@
 """The Keras Tuner hypermodel: which U-Net settings the search tries, and how a trial trains.
 
-Each trial's values become a `tuning.unet.UNetArchitecture` and a `tuning.recipe.TrainingRecipe`,
+Each trial's values become a `tuning.architecture.UNetArchitecture` and a `tuning.recipe.TrainingRecipe`,
 built and trained as
 `train.py` calls, so the winner in best_hparams.json rebuilds without a tuner.
 """
@@ -11,14 +11,10 @@ import keras
 import keras_tuner
 
 from brainmri_tfds import pipeline
-from tuning.losses import LOSS_NAMES
+from tuning.architecture import BASE_FILTERS, DEPTHS, UPSAMPLING, UNetArchitecture, check_structure
 from tuning.patient_dice import PatientDice
-from tuning.recipe import TrainingRecipe
-from tuning.unet import UPSAMPLING, UNetArchitecture, build_unet, check_structure, compile_unet, ema_callbacks
-
-DEPTHS = (2, 3, 4, 5)
-BASE_FILTERS = (16, 32)  # first-layer widths searched by default; `search.py --base-filters` widens them
-BATCH_SIZES = (8, 16, 32)
+from tuning.recipe import BATCH_SIZES, LOSS_NAMES, TrainingRecipe
+from tuning.unet import build_unet, compile_unet, ema_callbacks
 
 
 class UNetHyperModel(keras_tuner.HyperModel):

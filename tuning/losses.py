@@ -19,7 +19,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-LOSS_NAMES = ("bce", "dice", "bce_dice", "bce_tversky")
+from tuning.recipe import LOSS_NAMES
 
 
 @keras.saving.register_keras_serializable(package="brainmri")

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from brainmri_tfds.pipeline import TUMOR_WEIGHTINGS
+from brainmri_tfds.settings import TUMOR_WEIGHTINGS
 
+LOSS_NAMES = ("bce", "dice", "bce_dice", "bce_tversky")  # built by `tuning.losses.make_loss`
 LR_SCHEDULES = ("plateau", "cosine")
+BATCH_SIZES = (8, 16, 32)  # searched by `tuning/search.py` unless --batch-size fixes one
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 from brainmri_tfds.settings import DataSettings
 from tuning.postprocessing import InferenceSettings
 from tuning.recipe import TrainingRecipe
-from tuning.unet import UNetArchitecture
+from tuning.architecture import UNetArchitecture
 
 # What a file written before a key existed meant by leaving it out.
 LEGACY_DEFAULTS = {

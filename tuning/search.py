@@ -26,16 +26,18 @@ TIME_BUDGET = 45.0  # minutes: leaves train.py's 40 epochs most of a 2-hour budg
 
 
 def parse_args(argv):
-    from tuning.hypermodel import BASE_FILTERS, DEPTHS
-    from tuning.precision import add_precision_argument
     from brainmri_tfds.settings import add_data_arguments
+    from tuning.architecture import BASE_FILTERS, DEPTHS
+    from tuning.precision import add_precision_argument
+    from tuning.recipe import BATCH_SIZES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(parser)
     parser.add_argument("--train-split", default="train", help="TFDS split trials train on (default train)")
     parser.add_argument("--validation-split", default="validation",
                         help="TFDS split trials are scored on (default validation)")
-    parser.add_argument("--batch-size", type=int, help="fix the batch size instead of searching it (8, 16, 32)")
+    parser.add_argument("--batch-size", type=int, help="fix the batch size instead of searching it "
+                        f"({', '.join(map(str, BATCH_SIZES))})")
     parser.add_argument("--base-filters", type=int, nargs="+", default=BASE_FILTERS, metavar="N",
                         help=f"first-layer widths to search (default {' '.join(map(str, BASE_FILTERS))}; on a "
                              "CPU 64, and 8 in bfloat16, train several times slower: docs/experiments.md)")

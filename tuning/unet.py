@@ -1,5 +1,5 @@
-"""The U-Net: its architecture, a builder of explicit values, and how it is compiled. Nothing here
-knows the dataset; how a U-Net is trained is `tuning.recipe`.
+"""The U-Net: a builder of explicit values (the architecture's: `tuning.architecture`) and how it
+is compiled. Nothing here knows the dataset; how a U-Net is trained is `tuning.recipe`.
 
 `build_unet(**values)` needs no tuner, so a saved `best_hparams.json` rebuilds its model:
 
@@ -10,51 +10,12 @@ knows the dataset; how a U-Net is trained is `tuning.recipe`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import keras
 
+from tuning.architecture import UNetArchitecture, check_structure
 from tuning.losses import make_loss, training_metrics
-
-UPSAMPLING = ("transpose", "bilinear")
-
-
-@dataclasses.dataclass(frozen=True)
-class UNetArchitecture:
-    """What fixes a U-Net's layers besides its input shape: the keyword arguments of `build_unet`
-    (how it is trained: `tuning.recipe.TrainingRecipe`)."""
-
-    depth: int = 4
-    base_filters: int = 16
-    batch_norm: bool = True
-    dropout: float = 0.1
-    upsampling: str = "transpose"
-
-    def __post_init__(self):
-        if self.upsampling not in UPSAMPLING:
-            raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {self.upsampling!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def keywords(self) -> dict:
-        """The keyword arguments of `build_unet` besides the input shape."""
-        return dataclasses.asdict(self)
-
-
-def check_structure(image_size: int, channels: int, depths) -> None:
-    """Raises ValueError unless a U-Net of every depth in `depths` fits `image_size` x `channels`."""
-    if channels < 1:
-        raise ValueError(f"channels must be at least 1, got {channels}")
-    for depth in depths:
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
-        if image_size < 2**depth or image_size % 2**depth:
-            raise ValueError(
-                f"image_size {image_size} must be divisible by 2**depth = {2**depth} (depth {depth}); "
-                f"use a multiple of {2 ** max(depths)}"
-            )
-
 
 BATCH_NORM_IMPLEMENTATIONS = ("auto", "fused", "parts")
 

@@ -24,12 +24,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from brainmri_tfds.pipeline import TUMOR_WEIGHTINGS  # noqa: E402
-from brainmri_tfds.settings import DataSettings, add_data_arguments  # noqa: E402
+from brainmri_tfds.settings import TUMOR_WEIGHTINGS, DataSettings, add_data_arguments  # noqa: E402
 from tuning.distribution import STRATEGIES  # noqa: E402
 from tuning.precision import add_precision_argument  # noqa: E402
-from tuning.losses import LOSS_NAMES  # noqa: E402
-from tuning.recipe import LR_SCHEDULES  # noqa: E402
+from tuning.recipe import LOSS_NAMES, LR_SCHEDULES  # noqa: E402
 
 
 def parse_args(argv):
@@ -82,7 +80,7 @@ def resolve(args):
     with the flags on top."""
     from tuning.runfolder import BestHparams
     from tuning.recipe import TrainingRecipe
-    from tuning.unet import UNetArchitecture, check_structure
+    from tuning.architecture import UNetArchitecture, check_structure
 
     path = args.hparams or (os.path.join(args.tuning_dir, "best_hparams.json") if args.best else None)
     best = BestHparams.read(path) if path else BestHparams(UNetArchitecture(), TrainingRecipe(), DataSettings())
