@@ -217,11 +217,11 @@ def test_context_and_crop_train_and_score_a_2_5d_model_of_the_brain(synthetic_da
 @pytest.mark.parametrize("script", ["train", "search"])
 def test_training_slices_are_reshuffled_whatever_the_split_is_called(script, synthetic_data_dir, tmp_path,
                                                                      monkeypatch):
-    from brainmri_tfds import settings
+    from brainmri_tfds import pipeline
     from tuning import search
 
     asked = {}
-    make_dataset = settings.make_dataset
+    make_dataset = pipeline.make_dataset
 
     class BothAsked(Exception):
         """Raised once both splits were asked for: nothing after that needs to run."""
@@ -232,7 +232,7 @@ def test_training_slices_are_reshuffled_whatever_the_split_is_called(script, syn
             raise BothAsked
         return make_dataset(split, **kwargs)
 
-    monkeypatch.setattr(settings, "make_dataset", recording)
+    monkeypatch.setattr(pipeline, "make_dataset", recording)  # DataSettings.slices looks it up when called
     splits = ["--train-split", "train+test", "--validation-split", "validation"]  # as a cross-validation names folds
     with pytest.raises(BothAsked):
         if script == "train":
