@@ -15,6 +15,7 @@ import os
 
 from brainmri_tfds.cropping import CROPS, DEFAULT_CROP
 from brainmri_tfds.normalization import NORMALIZATIONS
+
 CHANNEL_MODES = {"all": 3, "flair": 1, "gray": 1}  # mode -> number of model input channels
 CHANNEL_NAMES = {"all": ["pre-contrast", "FLAIR", "post-contrast"], "flair": ["FLAIR"],
                  "gray": ["gray (ITU-R 601-2 luma of pre-contrast, FLAIR, post-contrast)"]}
