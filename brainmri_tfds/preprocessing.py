@@ -28,6 +28,7 @@ from brainmri_tfds.cropping import DEFAULT_CROP
 from brainmri_tfds.layout import NATIVE_SIZE
 from brainmri_tfds.settings import CHANNEL_NAMES, DEFAULT_IMAGE_SIZE, check_options
 
+
 def prepare_image(image: tf.Tensor, image_size: int, channels: str) -> tf.Tensor:
     """uint8 slice(s) [..., H, W, 3] -> float32 [..., S, S, C] in [0, 1] for the chosen channels
     (one of `settings.CHANNEL_MODES`)."""

@@ -279,15 +279,26 @@ def test_each_shipped_model_predicts_a_phantom_case_by_its_name(name, cases, tmp
     this phantom lgg-unet-flair's probabilities in the tumor peak just under 0.5: Dice 0). What
     must carry over is that the tumor stands out: its voxels' mean probability is many times the
     rest's. On 2026-12-07: lgg-unet-3seq 1009x, lgg-unet-flair 527x; the default U-Net untrained
-    1.8x; lgg-unet-flair fed pre-contrast as FLAIR 0.6x, lgg-unet-3seq with its channels swapped 0.3x."""
+    1.8x; fed the pre-contrast file as FLAIR (as below), lgg-unet-3seq 1.4x, lgg-unet-flair 0.6x."""
     folder, full, flair = cases
     out = tmp_path / "out"
     assert predict.main(["-i", str(folder), "-o", str(out), "--model", name, "--save-probabilities"]) == 0
     rows = _rows(out)
     assert rows[full]["model"] == rows[flair]["model"] == name
-    probabilities = np.asarray(nib.load(str(out / f"{full}_probabilities.nii.gz")).dataobj)
     tumor = np.asarray(nib.load(str(folder / f"{full}_seg.nii.gz")).dataobj) > 0
-    assert probabilities[tumor].mean() > 20 * probabilities[~tumor].mean()
+
+    def stands_out(out: Path) -> float:
+        probabilities = np.asarray(nib.load(str(out / f"{full}_probabilities.nii.gz")).dataobj)
+        return probabilities[tumor].mean() / probabilities[~tumor].mean()
+
+    assert stands_out(out) > 20
+    alone = tmp_path / "full"  # the three-sequence case alone, its files named the other way round
+    alone.mkdir()
+    for path in folder.glob(f"{full}_*"):
+        (alone / path.name).write_bytes(path.read_bytes())
+    assert predict.main(["-i", str(alone), "-o", str(tmp_path / "swapped"), "--model", name, "--save-probabilities",
+                         "--channel-names", "0000=FLAIR,0001=T1,0002=T1ce"]) == 0
+    assert stands_out(tmp_path / "swapped") < 20
 
 
 def test_both_models_are_shipped():
