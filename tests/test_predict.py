@@ -278,8 +278,8 @@ def test_each_shipped_model_predicts_a_phantom_case_by_its_name(name, cases, tmp
     (brainmri-predict warns), so a model's threshold, set on patients, need not carry over to it (on
     this phantom lgg-unet-flair's probabilities in the tumor peak just under 0.5: Dice 0). What
     must carry over is that the tumor stands out: its voxels' mean probability is many times the
-    rest's. On 2026-12-07: lgg-unet-3seq 1009x, lgg-unet-flair 527x; the default U-Net untrained
-    1.8x; fed the pre-contrast file as FLAIR (as below), lgg-unet-3seq 1.4x, lgg-unet-flair 0.6x."""
+    rest's. On 2026-12-07: lgg-unet-3seq 1009x, lgg-unet-flair 527x; fed the pre-contrast file as
+    FLAIR (as below), lgg-unet-3seq 1.4x, lgg-unet-flair 0.6x (docs/experiments.md has more)."""
     folder, full, flair = cases
     out = tmp_path / "out"
     assert predict.main(["-i", str(folder), "-o", str(out), "--model", name, "--save-probabilities"]) == 0
