@@ -1,5 +1,5 @@
-"""tuning.export: the SavedModel and the ONNX file give the Keras model's probabilities on phantom
-slices, a bfloat16 model included (exported in float32)."""
+"""tuning.export: the SavedModel, the ONNX file and the LiteRT file give the Keras model's
+probabilities on phantom slices, a bfloat16 model included (exported in float32)."""
 
 import json
 
@@ -30,6 +30,7 @@ def test_exported_models_give_the_keras_probabilities(phantom_slices, tmp_path, 
     import onnxruntime
     import tensorflow as tf
 
+    from tuning.evaluation.predictor import LiteRTPredictor
     from tuning.export import as_float32, main
 
     keras.utils.set_random_seed(0)
@@ -44,8 +45,10 @@ def test_exported_models_give_the_keras_probabilities(phantom_slices, tmp_path, 
     saved = loaded.serve(tf.constant(phantom_slices)).numpy()
     session = onnxruntime.InferenceSession(str(tmp_path / "export" / "model.onnx"))
     onnx = session.run(None, {session.get_inputs()[0].name: phantom_slices})[0]
+    litert = LiteRTPredictor(tmp_path / "export" / "model.tflite").predict_on_batch(phantom_slices)
     np.testing.assert_allclose(saved, reference, atol=TOLERANCE)
     np.testing.assert_allclose(onnx, reference, atol=TOLERANCE)
+    np.testing.assert_allclose(litert, reference, atol=TOLERANCE)
     if precision == "mixed_bfloat16":  # the float32 rebuild is the bfloat16 model, up to its rounding
         np.testing.assert_allclose(model.predict_on_batch(phantom_slices), reference, atol=BFLOAT16_TOLERANCE)
 

@@ -139,8 +139,8 @@ def test_the_masks_agree_with_evaluate_and_a_packed_model_with_its_run_folder(sh
                           "--out", str(tmp_path / "evaluate")]) == 0
     packed = tmp_path / "colleague.brainmri"
     assert models.main(["--pack", str(run), str(packed)]) == 0
-    assert sorted(zipfile.ZipFile(packed).namelist()) == ["config.json", "model.keras"]
-    assert predict.main(["-i", str(folder), "-o", str(tmp_path / "packed"), "--model", str(packed)]) == 0
+    assert sorted(zipfile.ZipFile(packed).namelist()) == ["config.json", "model.keras", "model.tflite"]
+    assert predict.main(["-i", str(folder), "-o", str(tmp_path / "packed"), "--model", str(packed)]) == 0  # LiteRT
     for case in (full, flair):
         masks = [nib.load(str(tmp_path / name / f"{case}.nii.gz")).get_fdata() for name in
                  ("predict", "evaluate", "packed")]
@@ -175,6 +175,7 @@ def test_probabilities_are_written_when_asked(as_shipped, cases, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["-i", "nowhere.nii.gz"], "nowhere.nii.gz: no such file or folder"),
     (["--model", "no-such-model"], "no-such-model: no such model file or folder, and not a shipped model's name"),
+    (["--engine", "litert"], "no model.tflite to run with LiteRT"),  # the stand-ins carry none
 ])
 def test_bad_input_is_one_line(as_shipped, cases, tmp_path, capsys, argv, message):
     folder, _, _ = cases
@@ -263,7 +264,7 @@ def test_the_shipped_models_stay_under_25_mb_with_a_card_and_the_datas_licence()
     total = sum(p.stat().st_size for folder in models.shipped().values() for p in folder.iterdir())
     assert total < 25e6, f"{total / 1e6:.1f} MB"
     for name, folder in models.shipped().items():
-        assert {"model.keras", "config.json", "inference.json", "README.md", "LICENSE"} <= {
+        assert {"model.keras", "model.tflite", "config.json", "inference.json", "README.md", "LICENSE"} <= {
             p.name for p in folder.iterdir()}, name
         licence = (folder / "LICENSE").read_text()
         assert "CC BY-NC-SA 4.0" in licence and all(w in licence for w in ("Buda", "Mazurowski", "Clark"))

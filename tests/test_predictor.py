@@ -1,4 +1,5 @@
-"""Prediction as evaluate.py runs it: batch norm folded, each batch computed in streams, same result."""
+"""Prediction as evaluate.py runs it: batch norm folded, each batch computed in streams, same result;
+and a model's LiteRT copy, which gives the same probabilities."""
 
 import numpy as np
 import pytest
@@ -51,3 +52,34 @@ def test_for_inference_folds_the_batch_norms_and_refuses_zero_streams(model):
     np.testing.assert_allclose(predictor.predict_on_batch(images), model.predict_on_batch(images), atol=1e-5)
     with pytest.raises(ValueError, match="streams"):
         StreamedPredictor(model, 0)
+
+
+@pytest.mark.parametrize("float16", [False, True])
+def test_the_litert_copy_predicts_what_the_keras_model_does(model, tmp_path, float16):
+    from tuning.evaluation.predictor import LiteRTPredictor
+    from tuning.export import write_litert
+    from tuning.unet import fold_batch_norm
+
+    path = write_litert(fold_batch_norm(model), tmp_path / "model.tflite", float16)
+    predictor = LiteRTPredictor(path)
+    assert predictor.input_shape == (None, 32, 32, 2) and predictor.output_shape == (None, 32, 32, 1)
+    for size in (1, 5, 2):  # every new batch size re-plans, and a size seen before still predicts right
+        images = np.random.default_rng(size).random((size, 32, 32, 2), np.float32)
+        np.testing.assert_allclose(predictor.predict_on_batch(images), model.predict_on_batch(images),
+                                   atol=2e-3 if float16 else 1e-5)
+
+
+def test_float16_halves_the_litert_copy_and_a_foreign_file_is_one_line(model, tmp_path):
+    from tuning.evaluation.predictor import LiteRTPredictor
+    from tuning.export import write_litert
+    from tuning.unet import fold_batch_norm
+
+    folded = fold_batch_norm(model)
+    full, half = write_litert(folded, tmp_path / "full.tflite"), write_litert(folded, tmp_path / "half.tflite", True)
+    weights = sum(int(np.prod(w.shape)) for w in folded.weights)
+    assert full.stat().st_size > 4 * weights > half.stat().st_size > 2 * weights  # 4 bytes a weight, then 2
+    foreign = tmp_path / "foreign.tflite"
+    foreign.write_bytes(b"not a flat buffer" * 10)
+    with pytest.raises(ValueError, match="foreign.tflite: not a loadable LiteRT model") as raised:
+        LiteRTPredictor(foreign)
+    assert "\n" not in str(raised.value)

@@ -1,10 +1,10 @@
-"""`python -m tuning.export`: a trained model as a TensorFlow SavedModel and an ONNX file, to run
-without this project's code (TensorFlow Serving, onnxruntime, ...).
+"""`python -m tuning.export`: a trained model as a TensorFlow SavedModel, an ONNX file and a LiteRT
+file, to run without this project's code (TensorFlow Serving, onnxruntime, LiteRT, ...).
 
     python -m tuning.export --model runs/train/kaggle_3m-best/model.keras        # -> runs/train/kaggle_3m-best/export/
 
 Writes to --out (default: export/ beside the model): saved_model/ (signature `serve`), model.onnx,
-and preprocessing.json: the parameters of what a caller must do to a patient's slices before the
+model.tflite (what brainmri-predict computes shipped and packed models with on a CPU), and preprocessing.json: the parameters of what a caller must do to a patient's slices before the
 model and to its output after (`Preprocessor.to_json`: input size and channels, the
 normalisation, the crop; and the threshold, clean-up and flip averaging of `tuning.postprocessing`). Batch norm is folded into the convolutions (exact at inference). Both formats compute in float32: a model trained in bfloat16 is rebuilt in float32
 with the same weights first (ONNX runtimes have no bfloat16 convolution). The README shows how to
@@ -24,7 +24,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-FORMATS = ("saved_model", "onnx")
+FORMATS = ("saved_model", "onnx", "litert")
 
 
 def _float32_config(config):
@@ -49,6 +49,23 @@ def as_float32(model):
     return rebuilt
 
 
+def write_litert(model, path: str | Path, float16: bool = False) -> Path:
+    """`model` (float32 Keras, batch norm folded) as a LiteRT flat buffer at `path`, written whole or
+    not at all; `float16`: its weights stored in half precision (LiteRT reads them back into float32)."""
+    import tensorflow as tf
+
+    from tuning.runfolder import atomic_path
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if float16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    flat_buffer = converter.convert()
+    with atomic_path(Path(path)) as partial:
+        partial.write_bytes(flat_buffer)
+    return Path(path)
+
+
 def preprocessing(run, inference: dict) -> dict:
     """What a caller without this project must do around the exported model: the parameters of
     the one preprocessing (`brainmri_tfds.preprocessing`) and of the post-processing."""
@@ -63,7 +80,7 @@ def export(model_path: str | Path, out: str | Path, formats=FORMATS) -> dict[str
     from tuning.postprocessing import DEFAULT
     from tuning.runfolder import InferenceChoice, write_json
 
-    predictor, run = load_trained(model_path)
+    predictor, run = load_trained(model_path, engine="keras")
     model = as_float32(predictor.model)  # batch norm folded into the convolutions
     model(np.zeros((1, *model.input_shape[1:]), np.float32))  # Keras exports only a model that has been called
     out = Path(out)
@@ -82,6 +99,8 @@ def export(model_path: str | Path, out: str | Path, formats=FORMATS) -> dict[str
         with atomic_path(out / "model.onnx") as partial:
             model.export(str(partial), format="onnx", verbose=False)
         written["onnx"] = out / "model.onnx"
+    if "litert" in formats:
+        written["litert"] = write_litert(model, out / "model.tflite")
     chosen = InferenceChoice.read(Path(model_path).parent)
     inference = (chosen.settings if chosen else DEFAULT).to_json()
     write_json(out / "preprocessing.json", preprocessing(run, inference))
@@ -95,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="a model.keras written by train.py")
     parser.add_argument("--out", help="output folder (default: export/ beside the model)")
     parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS),
-                        help="what to write (default: both)")
+                        help="what to write (default: all three)")
     args = parser.parse_args(argv)
     try:
         written = export(args.model, args.out or Path(args.model).parent / "export", args.formats)

@@ -4,13 +4,15 @@
     folder = locate("runs/train/x")                 # a run folder train.py wrote
     folder = locate("runs/train/x/model.keras")     # its model file (config.json beside it)
     folder = locate("x.brainmri")                   # a packed model: unpacked into a temporary folder
-    pack("runs/train/x", "x.brainmri")              # model.keras (no optimizer state), config.json, inference.json
+    pack("runs/train/x", "x.brainmri")              # model.keras (no optimizer state), model.tflite, config.json, inference.json
     write_model_folder(["runs/train/x"], "tuning/pretrained/name")   # the same files, as a shipped model's folder
     write_model_folder(["runs/cv/round0", ..., "runs/cv/round4"], out, float16=True)  # their average, half the bytes
 
 Every form ends as a folder holding `model.keras` and `config.json`, and `inference.json` when
-the run wrote one (`tuning.runfolder` reads them). A shipped model's folder also holds its model
-card (README.md) and licence (LICENSE).
+the run wrote one (`tuning.runfolder` reads them). A shipped or packed model also holds its LiteRT
+copy, `model.tflite` (the same weights, batch norm folded), which predicts on a CPU without
+TensorFlow's model loading and tracing (`tuning.evaluation.predictor.LiteRTPredictor`). A shipped
+model's folder also holds its model card (README.md) and licence (LICENSE).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from pathlib import Path
 SHIPPED = Path(__file__).resolve().parent / "pretrained"
 PACKED_SUFFIX = ".brainmri"
 MODEL_FILE = "model.keras"
-PACKED_FILES = (MODEL_FILE, "config.json", "inference.json")  # the last one optional
+LITERT_FILE = "model.tflite"
+PACKED_FILES = (MODEL_FILE, "config.json", "inference.json", LITERT_FILE)  # the first two required
 WEIGHTS_FILE = "model.weights.h5"  # inside a .keras file
 
 
@@ -60,15 +63,17 @@ def locate(spec: str | Path) -> Path:
 def write_model_folder(folders: list[str | Path], out: str | Path, float16: bool = False) -> Path:
     """The model of the run folder, or the average of several runs' models (`tuning.ensemble`; each
     must take the same input), without optimizer state, with the first run's config.json (without
-    the machine's data_dir) and inference.json, written into `out`: what a packed file or a shipped
-    model holds. `float16`: the weights stored in half precision (read back into float32)."""
+    the machine's data_dir) and inference.json, and its LiteRT copy (`LITERT_FILE`, the same weights),
+    written into `out`: what a packed file or a shipped model holds. `float16`: the weights stored in
+    half precision in both files (read back into float32)."""
     import dataclasses
 
     import keras
 
     from tuning.ensemble import average_models
+    from tuning.export import as_float32, write_litert
     from tuning.runfolder import RunConfig
-    import tuning.unet  # noqa: F401  (registers the U-Net's own layers for loading)
+    from tuning.unet import fold_batch_norm  # importing tuning.unet registers its layers for loading
 
     folders, out = [locate(folder) for folder in folders], Path(out)
     runs = [RunConfig.read(folder) for folder in folders]  # readable config.json files, or a one-line error
@@ -81,6 +86,8 @@ def write_model_folder(folders: list[str | Path], out: str | Path, float16: bool
     model.save(out / MODEL_FILE)  # not compiled: no optimizer state
     if float16:
         _store_weights_in_float16(out / MODEL_FILE)
+    saved = keras.saving.load_model(out / MODEL_FILE, compile=False, safe_mode=True)  # the weights as stored
+    write_litert(fold_batch_norm(as_float32(saved)), out / LITERT_FILE, float16)
     dataclasses.replace(runs[0], data=dataclasses.replace(runs[0].data, data_dir=None)).write(out)
     if (folders[0] / "inference.json").is_file():
         shutil.copyfile(folders[0] / "inference.json", out / "inference.json")

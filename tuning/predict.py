@@ -40,6 +40,7 @@ NOTICE = ("For research only: not a medical device, not for diagnosis or treatme
 
 def parse_args(argv):
     from brainmri_tfds import readers
+    from tuning.evaluation.predictor import add_engine_argument
 
     parser = argparse.ArgumentParser(prog="brainmri-predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,9 +55,13 @@ def parse_args(argv):
     parser.add_argument("--labels", help="a folder of true masks named CASE.nii.gz: adds Dice and HD95")
     parser.add_argument("--device", choices=("cpu", "gpu"),
                         help="where to compute (default: a GPU if TensorFlow sees one, else the CPU)")
+    add_engine_argument(parser)
     parser.add_argument("--save-probabilities", action="store_true",
                         help="also write CASE_probabilities.nii.gz (float32 tumor probability on the FLAIR's grid)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.device == "gpu" and args.engine == "litert":
+        parser.error("--engine litert computes on the CPU; use --engine keras with --device gpu")
+    return args
 
 
 def choose_device(device: str | None) -> None:
@@ -71,8 +76,9 @@ def choose_device(device: str | None) -> None:
         raise ValueError("--device gpu: TensorFlow sees no GPU here (use --device cpu)")
 
 
-def load(spec: str):
-    """One model (its name, its members, its post-processing) from anything `tuning.models.locate` takes."""
+def load(spec: str, engine: str | None = None):
+    """One model (its name, its members, its post-processing) from anything `tuning.models.locate`
+    takes, computed by `engine` (`tuning.evaluation.inference.load_trained`)."""
     from tuning.evaluation.cases import CaseModel
     from tuning.evaluation.inference import load_trained
     from tuning.models import locate
@@ -80,14 +86,14 @@ def load(spec: str):
     from tuning.runfolder import InferenceChoice
 
     folder = locate(spec)  # once: a packed file is unpacked here
-    model, run = load_trained(folder)
+    model, run = load_trained(folder, engine=engine)
     chosen = InferenceChoice.read(folder)
     return CaseModel(str(spec), [(model, run.data)], chosen.settings if chosen else DEFAULT)
 
 
-def model_chooser(specs: list[str] | None):
+def model_chooser(specs: list[str] | None, engine: str | None = None):
     """A function case -> CaseModel: the given models for every case (averaged when several), or
-    the shipped ones by the case's sequences; each loaded once, when first needed."""
+    the shipped ones by the case's sequences; each loaded once, when first needed, for `engine`."""
     from tuning.evaluation.cases import CaseModel
     from tuning.models import shipped
 
@@ -95,7 +101,7 @@ def model_chooser(specs: list[str] | None):
 
     def get(spec: str) -> CaseModel:
         if spec not in loaded:
-            loaded[spec] = load(spec)
+            loaded[spec] = load(spec, engine)
         return loaded[spec]
 
     if specs:
@@ -126,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cases = readers.find_cases(args.input, args.labels, args.channel_names)
         choose_device(args.device)
-        model_for = model_chooser(args.model)
+        model_for = model_chooser(args.model, args.engine)
         from tuning.evaluation.cases import predict_cases
 
         report = predict_cases(model_for, cases, out, args.save_probabilities)

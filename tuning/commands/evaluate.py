@@ -34,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_args(argv):
     from brainmri_tfds import readers
+    from tuning.evaluation.predictor import add_engine_argument
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, nargs="+",
@@ -43,6 +44,7 @@ def parse_args(argv):
                                         "(CASE_0000/0001/0002.nii.gz), DICOM series, or a Kaggle-layout folder or zip")
     parser.add_argument("--labels", help="with NIfTI or DICOM --input: a folder of true masks named CASE.nii.gz")
     readers.add_channel_names_argument(parser)
+    add_engine_argument(parser)
     parser.add_argument("--split", help="TFDS split to score, e.g. test or fold0+fold1 (default: the test split "
                                         "config.json names, else test)")
     parser.add_argument("--dataset", help="override config.json's dataset (lgg_mri or lgg_mri/synthetic)")
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = InferenceChoice.read(folders[0])
         settings = dataclasses.replace(chosen.settings if chosen else DEFAULT,
                                        **{k: v for k, v in flags.items() if v is not None})
-        members = [load_trained(folder, args.dataset, args.data_dir) for folder in folders]
+        members = [load_trained(folder, args.dataset, args.data_dir, args.engine) for folder in folders]
         if args.input is not None:
             cases = readers.find_cases(args.input, args.labels, args.channel_names)
             if args.flair_only:

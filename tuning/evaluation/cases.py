@@ -67,8 +67,9 @@ def predict_cases(model_for: Callable[[CaseSource], CaseModel], cases: list[Case
                   save_probabilities: bool = False) -> dict:
     """Predicts every case with the model `model_for(case)` gives; writes the files above and
     returns the report."""
-    for source in cases:  # every case readable and consistent before anything is written
+    for source in cases:  # every case readable and consistent, and its model loadable, before anything is written
         source.load()
+        model_for(source)
     out.mkdir(parents=True, exist_ok=True)
     rows, truths, masks, hd95, used = [], {}, {}, {}, {}
     start = time.perf_counter()

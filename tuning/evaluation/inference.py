@@ -41,32 +41,39 @@ class PatientVolume:
         return np.stack(self.truth)
 
 
-def load_trained(spec: str | Path, dataset: str | None = None, data_dir: str | None = None):
-    """(model loaded in safe mode, ready to predict (`predictor.for_inference`); its RunConfig) from
-    any model `tuning.models.locate` finds: a model.keras with train.py's config.json beside it, a
-    run folder, a packed file, a shipped model's name. `dataset` and `data_dir` override what
-    config.json records. Raises ValueError (one line naming the file) for a missing, corrupt or
-    foreign model, or one config.json does not fit."""
-    import keras
-
-    from tuning.evaluation.predictor import for_inference
-    from tuning.models import MODEL_FILE, locate
+def load_trained(spec: str | Path, dataset: str | None = None, data_dir: str | None = None,
+                 engine: str | None = None):
+    """(the model ready to predict, its RunConfig) from any model `tuning.models.locate` finds: a
+    model.keras with train.py's config.json beside it, a run folder, a packed file, a shipped
+    model's name. `engine` (`predictor.ENGINES`): 'keras' loads model.keras in safe mode
+    (`predictor.for_inference`), 'litert' the folder's model.tflite (`predictor.LiteRTPredictor`);
+    default: litert where the folder has one and TensorFlow uses no GPU. `dataset` and `data_dir`
+    override what config.json records. Raises ValueError (one line naming the file) for a missing,
+    corrupt or foreign model, or one config.json does not fit."""
+    from tuning.evaluation.predictor import ENGINES, LiteRTPredictor, for_inference
+    from tuning.models import LITERT_FILE, MODEL_FILE, locate
     from tuning.runfolder import RunConfig
-    import tuning.unet  # noqa: F401  (registers the U-Net's own layers for loading)
 
+    if engine not in (None, *ENGINES):
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     folder = locate(spec)
-    path = folder / MODEL_FILE
     try:
         run = RunConfig.read(folder)
     except FileNotFoundError as err:
         raise ValueError(str(err)) from None
     overrides = {k: v for k, v in {"dataset": dataset, "data_dir": data_dir}.items() if v is not None}
     run = dataclasses.replace(run, data=dataclasses.replace(run.data, **overrides))
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as err:  # Keras raises many types for a corrupt or foreign file
-        reason = " ".join(str(err).split())  # Keras' messages span lines; the error is one line
-        raise ValueError(f"{path}: not a loadable brainmri model ({type(err).__name__}: {reason})") from err
+    if engine is None:
+        engine = "litert" if (folder / LITERT_FILE).is_file() and not _uses_a_gpu() else "keras"
+    if engine == "litert":
+        path = folder / LITERT_FILE
+        if not path.is_file():
+            raise ValueError(f"{folder}: no {LITERT_FILE} to run with LiteRT (python -m tuning.models --pack "
+                             "writes one; or --engine keras)")
+        model = LiteRTPredictor(path)
+    else:
+        path = folder / MODEL_FILE
+        model = _load_keras(path)
     data = run.data
     expected = (None, data.image_size, data.image_size, data.n_channels)
     if tuple(model.input_shape) != expected:
@@ -75,7 +82,26 @@ def load_trained(spec: str | Path, dataset: str | None = None, data_dir: str | N
     mask_shape = (None, data.image_size, data.image_size, 1)
     if not isinstance(model.output_shape, tuple) or tuple(model.output_shape) != mask_shape:
         raise ValueError(f"{path}: not a brainmri U-Net (it outputs {model.output_shape}, a U-Net outputs {mask_shape})")
-    return for_inference(model), run
+    return (model if engine == "litert" else for_inference(model)), run
+
+
+def _uses_a_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.get_visible_devices("GPU"))
+
+
+def _load_keras(path: Path):
+    """model.keras loaded in safe mode, without its optimizer; ValueError naming the file when Keras cannot."""
+    import keras
+
+    import tuning.unet  # noqa: F401  (registers the U-Net's own layers for loading)
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many types for a corrupt or foreign file
+        reason = " ".join(str(err).split())  # Keras' messages span lines; the error is one line
+        raise ValueError(f"{path}: not a loadable brainmri model ({type(err).__name__}: {reason})") from err
 
 
 def predict_probabilities(model, images: np.ndarray, data, flip_average: bool) -> np.ndarray:
