@@ -54,14 +54,21 @@ def test_for_inference_folds_the_batch_norms_and_refuses_zero_streams(model):
         StreamedPredictor(model, 0)
 
 
-@pytest.mark.parametrize("float16", [False, True])
-def test_the_litert_copy_predicts_what_the_keras_model_does(model, tmp_path, float16):
-    from tuning.evaluation.predictor import LiteRTPredictor
+@pytest.fixture(scope="module")
+def litert_copies(model, tmp_path_factory):
+    """The folded model's LiteRT copy, with float32 and with float16 weights (float16 -> path)."""
     from tuning.export import write_litert
     from tuning.unet import fold_batch_norm
 
-    path = write_litert(fold_batch_norm(model), tmp_path / "model.tflite", float16)
-    predictor = LiteRTPredictor(path)
+    folder, folded = tmp_path_factory.mktemp("litert"), fold_batch_norm(model)
+    return {float16: write_litert(folded, folder / f"{float16}.tflite", float16) for float16 in (False, True)}
+
+
+@pytest.mark.parametrize("float16", [False, True])
+def test_the_litert_copy_predicts_what_the_keras_model_does(model, litert_copies, float16):
+    from tuning.evaluation.predictor import LiteRTPredictor
+
+    predictor = LiteRTPredictor(litert_copies[float16])
     assert predictor.input_shape == (None, 32, 32, 2) and predictor.output_shape == (None, 32, 32, 1)
     for size in (1, 5, 2):  # every new batch size re-plans, and a size seen before still predicts right
         images = np.random.default_rng(size).random((size, 32, 32, 2), np.float32)
@@ -69,15 +76,11 @@ def test_the_litert_copy_predicts_what_the_keras_model_does(model, tmp_path, flo
                                    atol=2e-3 if float16 else 1e-5)
 
 
-def test_float16_halves_the_litert_copy_and_a_foreign_file_is_one_line(model, tmp_path):
+def test_float16_halves_the_litert_copy_and_a_foreign_file_is_one_line(model, litert_copies, tmp_path):
     from tuning.evaluation.predictor import LiteRTPredictor
-    from tuning.export import write_litert
-    from tuning.unet import fold_batch_norm
 
-    folded = fold_batch_norm(model)
-    full, half = write_litert(folded, tmp_path / "full.tflite"), write_litert(folded, tmp_path / "half.tflite", True)
-    weights = sum(int(np.prod(w.shape)) for w in folded.weights)
-    assert full.stat().st_size > 4 * weights > half.stat().st_size > 2 * weights  # 4 bytes a weight, then 2
+    weights = sum(int(np.prod(w.shape)) for w in model.weights if "moving" not in w.path)  # trained ones
+    assert litert_copies[False].stat().st_size > 4 * weights > litert_copies[True].stat().st_size > 2 * weights
     foreign = tmp_path / "foreign.tflite"
     foreign.write_bytes(b"not a flat buffer" * 10)
     with pytest.raises(ValueError, match="foreign.tflite: not a loadable LiteRT model") as raised:

@@ -52,15 +52,19 @@ def as_float32(model):
 def write_litert(model, path: str | Path, float16: bool = False) -> Path:
     """`model` (float32 Keras, batch norm folded) as a LiteRT flat buffer at `path`, written whole or
     not at all; `float16`: its weights stored in half precision (LiteRT reads them back into float32)."""
+    import tempfile
+
     import tensorflow as tf
 
     from tuning.runfolder import atomic_path
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if float16:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    flat_buffer = converter.convert()
+    with tempfile.TemporaryDirectory() as scratch:  # TensorFlow's converter reads a SavedModel
+        model.export(scratch, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(scratch)
+        if float16:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        flat_buffer = converter.convert()
     with atomic_path(Path(path)) as partial:
         partial.write_bytes(flat_buffer)
     return Path(path)
