@@ -37,14 +37,25 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory):
-    """A TFDS data_dir holding the built `lgg_mri/synthetic` dataset."""
+    """A TFDS data_dir holding the built `lgg_mri/synthetic` dataset, built once per test run: the
+    parallel workers (pytest-xdist) share it, the first to ask building it while the others wait.
+    Tests only read it."""
+    import fcntl
+
     import tensorflow_datasets as tfds
 
     import brainmri_tfds  # noqa: F401
 
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    tfds.builder("lgg_mri/synthetic", data_dir=data_dir).download_and_prepare()
-    return data_dir
+    run_folder = tmp_path_factory.getbasetemp()  # a worker's own folder sits in the run's folder
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_folder = run_folder.parent
+    data_dir = run_folder / "tfds-synthetic"
+    with open(run_folder / "tfds-synthetic.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (data_dir / "built").is_file():
+            tfds.builder("lgg_mri/synthetic", data_dir=str(data_dir)).download_and_prepare()
+            (data_dir / "built").touch()
+    return str(data_dir)
 
 
 @pytest.fixture
