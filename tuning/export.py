@@ -4,11 +4,13 @@ file, to run without this project's code (TensorFlow Serving, onnxruntime, LiteR
     python -m tuning.export --model runs/train/kaggle_3m-best/model.keras        # -> runs/train/kaggle_3m-best/export/
 
 Writes to --out (default: export/ beside the model): saved_model/ (signature `serve`), model.onnx,
-model.tflite (what brainmri-predict computes shipped and packed models with on a CPU), and preprocessing.json: the parameters of what a caller must do to a patient's slices before the
+model.tflite (the form brainmri-predict runs shipped and packed models in on a CPU), and
+preprocessing.json: the parameters of what a caller must do to a patient's slices before the
 model and to its output after (`Preprocessor.to_json`: input size and channels, the
-normalisation, the crop; and the threshold, clean-up and flip averaging of `tuning.postprocessing`). Batch norm is folded into the convolutions (exact at inference). Both formats compute in float32: a model trained in bfloat16 is rebuilt in float32
-with the same weights first (ONNX runtimes have no bfloat16 convolution). The README shows how to
-run model.onnx with onnxruntime alone.
+normalisation, the crop; and the threshold, clean-up and flip averaging of `tuning.postprocessing`).
+Batch norm is folded into the convolutions (exact at inference). Every format computes in float32:
+a model trained in bfloat16 is rebuilt in float32 with the same weights first (ONNX runtimes have
+no bfloat16 convolution). The README shows how to run model.onnx with onnxruntime alone.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def add_engine_argument(parser) -> None:
     """The --engine flag of the commands that predict (brainmri-predict, evaluate.py)."""
     parser.add_argument("--engine", choices=ENGINES,
                         help="what computes the model: litert (LiteRT's CPU kernels, from the model.tflite a shipped "
-                             "or packed model carries: no model building or tracing, about 3x faster on a CPU) or "
+                             "or packed model carries: nothing to build or trace, so it starts seconds sooner) or "
                              "keras (TensorFlow, on a GPU where it sees one). Default: litert where the model has "
                              "a model.tflite and TensorFlow uses no GPU, else keras")
 
