@@ -8,11 +8,16 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "tutorial.ipynb"
 
 
 @pytest.mark.slow
-def test_tutorial_notebook_runs_and_scores_the_test_patients(tmp_path):
+def test_tutorial_notebook_runs_and_scores_the_test_patients(synthetic_data_dir, tmp_path):
+    """The notebook as a reader runs it, but pointed at the suite's own build of the same dataset (a
+    cell after its first sets DATA_DIR, as papermill injects parameters): its download_and_prepare
+    finds the dataset built; building it is test_builder's."""
     import nbformat
     from nbclient import NotebookClient
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
+    assert "DATA_DIR = " in notebook.cells[1].source  # the cell whose choice is replaced
+    notebook.cells.insert(2, nbformat.v4.new_code_cell(f"DATA_DIR = {synthetic_data_dir!r}"))
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                       for output in cell.get("outputs", []))
