@@ -24,6 +24,20 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_behind(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_written_file_gets_the_permissions_open_would_give(tmp_path, umask, mode):
+    import os
+    import stat
+
+    before = os.umask(umask)
+    try:
+        with runfolder.atomic_path(tmp_path / "mask.nii.gz") as partial:
+            partial.write_bytes(b"0")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "mask.nii.gz").stat().st_mode) == mode  # not mkstemp's 0o600
+
+
 def test_nan_is_written_as_null(tmp_path):
     runfolder.write_report(tmp_path, {"hd95_mean": float("nan"), "per_patient": {"P": {"hd95": float("nan")}}})
     assert runfolder.read_report(tmp_path) == {"hd95_mean": None, "per_patient": {"P": {"hd95": None}}}

@@ -40,11 +40,15 @@ LEGACY_NAMES = {"tumour_share": "tumor_share"}  # renamed keys: old -> new
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yields a temporary path beside `path` (same suffix) to write to; when the block ends without
-    an error, it replaces `path` whole. On an error the temporary file is removed."""
+    an error, it replaces `path` whole, with the permissions `open` would give it (the umask's).
+    On an error the temporary file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.partial-", suffix=path.suffix or ".tmp")
     os.close(handle)
+    umask = os.umask(0)  # read it (the only way), then put it back
+    os.umask(umask)
+    os.chmod(partial, 0o666 & ~umask)  # mkstemp's file is the owner's alone; a written file is as open() makes it
     try:
         yield Path(partial)
         os.replace(partial, path)
