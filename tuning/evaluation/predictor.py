@@ -87,7 +87,8 @@ class LiteRTPredictor:
     def __init__(self, path: str | Path, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
-        threads = threads or len(os.sched_getaffinity(0))
+        if threads is None:  # the cores this process may use (Linux), else all the machine's (macOS has no affinity)
+            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         except (ValueError, RuntimeError) as err:  # LiteRT's errors for a file that is no flat buffer
