@@ -10,7 +10,7 @@ probabilities predicted on the cut are resized back to the square and put in pla
 256x256 grid (zero outside it).
 
     box = brain_box(volume)                          # [top, left, side], from uint8 [slices, H, W, C]
-    image = crop_to_box(image, box)                  # tf, [..., side, side, C]
+    image = crop_to_box(image, box)                  # numpy, [..., side, side, C]
     probability = paste_from_box(cut, box, 256)     # numpy, [..., 256, 256]
 
 Both the tf.data pipeline (training) and inference (whole patient volumes) use these functions,
@@ -72,12 +72,10 @@ def split_boxes(examples) -> dict[bytes, np.ndarray]:
     return {patient: box_from_profiles(rows_of[patient], cols_of[patient]) for patient in rows_of}
 
 
-def crop_to_box(image, box):
-    """image(s) [..., H, W, C] cut to the square `box` [top, left, side] (tf)."""
-    import tensorflow as tf
-
-    top, left, side = box[0], box[1], box[2]
-    return tf.convert_to_tensor(image)[..., top:top + side, left:left + side, :]
+def crop_to_box(image, box) -> np.ndarray:
+    """image(s) [..., H, W, C] cut to the square `box` [top, left, side] (numpy)."""
+    top, left, side = (int(v) for v in box)
+    return np.asarray(image)[..., top:top + side, left:left + side, :]
 
 
 def paste_from_box(cut: np.ndarray, box, native: int) -> np.ndarray:

@@ -8,7 +8,7 @@ patient's slices becomes 255 (brighter voxels saturate); 0 stays 0. Values stay 
 cache keeps its size.
 
     levels = patient_levels(volume)             # [C] float32, from uint8 [slices, H, W, C]
-    image = apply_levels(image, levels)          # uint8 in, uint8 out (numpy or tf)
+    image = apply_levels(image, levels)          # uint8 in, uint8 out (numpy)
 
 Both the tf.data pipeline (training) and inference (whole patient volumes) use these functions,
 so a model sees the same normalisation in both.
@@ -46,12 +46,10 @@ def patient_levels(volume: np.ndarray) -> np.ndarray:
     return levels_from_histogram(channel_histogram(volume))
 
 
-def apply_levels(image, levels):
-    """uint8 image(s) [..., C] scaled so `levels` [C] become 255, clipped, rounded, uint8 (tf)."""
-    import tensorflow as tf
-
-    scaled = tf.cast(image, tf.float32) * (255.0 / tf.cast(levels, tf.float32))
-    return tf.cast(tf.round(tf.clip_by_value(scaled, 0.0, 255.0)), tf.uint8)
+def apply_levels(image, levels) -> np.ndarray:
+    """uint8 image(s) [..., C] scaled so `levels` [C] become 255, clipped, rounded (half to even), uint8."""
+    scaled = np.asarray(image, np.uint8).astype(np.float32) * (np.float32(255.0) / np.asarray(levels, np.float32))
+    return np.round(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
 
 
 def split_levels(examples) -> dict[bytes, np.ndarray]:

@@ -60,18 +60,6 @@ def load_split(split: str, data_dir: str | None = None, config: str = "kaggle_3m
     return builder.as_dataset(split=split, shuffle_files=False)
 
 
-def patient_lookup(values_by_patient: dict[bytes, np.ndarray]):
-    """A function patient_id (tf.string) -> that patient's array, for tf.data maps (the per-patient
-    levels of `brainmri_tfds.normalization`, the brain squares of `brainmri_tfds.cropping`)."""
-    patients = sorted(values_by_patient)
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(patients, tf.string), tf.range(len(patients), dtype=tf.int64)),
-        default_value=-1,
-    )
-    values = tf.constant(np.stack([values_by_patient[p] for p in patients]))
-    return lambda patient_id: tf.gather(values, table.lookup(patient_id))
-
-
 def _to_float(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.cast(image, tf.float32) / 255.0, tf.cast(mask, tf.float32)
 
@@ -115,15 +103,21 @@ def make_dataset(
     # The cache and the shuffle buffer hold uint8 (a quarter of float32's memory: 0.6 GB rather than 2.3 GB for Kaggle's
     # 3,929 slices at 256x256x3); values become float32 after it.
     examples = load_split(split, data_dir, config)
-    box_of = patient_lookup(split_boxes(examples)) if crop == "brain" else (lambda patient: None)  # raw values
-    levels_of = patient_lookup(split_levels(examples)) if normalization == "patient" else (lambda patient: None)
-    prepared = examples.map(
-        lambda ex: (preprocessor.slice_pass(ex["image"], levels_of(ex["patient_id"]), box_of(ex["patient_id"])),
-                    preprocessor.mask_pass(ex["mask"], box_of(ex["patient_id"])),
-                    ex["patient_id"], ex["slice_index"]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    boxes = split_boxes(examples) if crop == "brain" else {}  # on the raw values
+    levels = split_levels(examples) if normalization == "patient" else {}
+
+    def prepare(image, mask, patient):  # NumPy, through tf.numpy_function
+        box = boxes.get(bytes(patient))
+        return preprocessor.slice_pass(image, levels.get(bytes(patient)), box), preprocessor.mask_pass(mask, box)
+
+    def prepare_example(example):
+        image, mask = tf.numpy_function(prepare, [example["image"], example["mask"], example["patient_id"]],
+                                        (tf.uint8, tf.uint8), stateful=False)
+        image.set_shape((image_size, image_size, CHANNEL_MODES[channels]))
+        mask.set_shape((image_size, image_size, 1))
+        return image, mask, example["patient_id"], example["slice_index"]
+
+    prepared = examples.map(prepare_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if context:
         dataset = with_neighbours(prepared, context)
     else:
@@ -159,10 +153,16 @@ def with_neighbours(prepared: tf.data.Dataset, context: int) -> tf.data.Dataset:
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))  # each slice's place in patient and slice order
     positions = neighbour_positions(counts, context)[rank]
-    slices = tf.constant(np.stack(images)[order])
+    slices = np.stack(images)[order]
+    shape = (*slices.shape[1:3], slices.shape[3] * positions.shape[1])
+
+    def stacked(position, mask):
+        image = tf.numpy_function(lambda p: stack_neighbours(slices, p), [position], tf.uint8, stateful=False)
+        image.set_shape(shape)
+        return image, mask
+
     return tf.data.Dataset.from_tensor_slices((positions, np.stack(masks))).map(
-        lambda position, mask: (stack_neighbours(slices, position), mask),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        stacked, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def has_tumor(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:

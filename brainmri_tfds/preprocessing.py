@@ -1,5 +1,6 @@
 """One preprocessing, for training and for prediction: a patient's uint8 slices as Kaggle stores
-them (256x256, pre-contrast, FLAIR, post-contrast) -> the model's input.
+them (256x256, pre-contrast, FLAIR, post-contrast) -> the model's input. NumPy throughout, so
+that prediction with LiteRT never loads TensorFlow.
 
     preprocessor = Preprocessor.from_settings(run.data)
     patient = preprocessor.patient_pass(volume)            # per patient: intensity levels, brain square
@@ -12,8 +13,11 @@ pass scales each slice by those levels, cuts it to the square, keeps the model's
 resizes it (bilinear, antialiased) and rounds it to uint8, as the tf.data cache holds it. The
 tf.data pipeline (`brainmri_tfds.pipeline`) computes the per-patient pass over a split in one
 sweep of histograms and row/column profiles, which gives the same values, and then calls the
-same `slice_pass`; prediction (`tuning.evaluation.inference`) calls both passes on each volume.
-`to_json` writes the parameters a caller without this project needs (`tuning.export`).
+same `slice_pass` through `tf.numpy_function`; prediction (`tuning.evaluation.inference`) calls
+both passes on each volume. The resizes compute what TensorFlow's `tf.image.resize` computes
+(antialiased bilinear: its triangle kernel, widened when shrinking; nearest for masks), bit for
+bit, so the models trained while the pipeline called TensorFlow's resize see the same input
+(tests/test_preprocessing.py holds the two to it). `to_json` writes the parameters a caller without this project needs (`tuning.export`).
 """
 
 from __future__ import annotations
@@ -21,24 +25,72 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
 from brainmri_tfds import cropping, normalization
 from brainmri_tfds.cropping import DEFAULT_CROP
 from brainmri_tfds.layout import NATIVE_SIZE
 from brainmri_tfds.settings import CHANNEL_NAMES, DEFAULT_IMAGE_SIZE, check_options
 
+GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)  # ITU-R 601-2 luma, as tf.image.rgb_to_grayscale
+_ONE = np.float32(1.0)
+_HALF = np.float32(0.5)
 
-def prepare_image(image: tf.Tensor, image_size: int, channels: str) -> tf.Tensor:
+
+def antialiased_taps(source: int, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """(source indices, weights float32), each [target, taps]: output pixel i of a line of `target`
+    resized from `source` is sum_k weights[i, k] * line[indices[i, k]]. The triangle kernel about
+    each output pixel's centre in the source, widened by the shrink factor when shrinking (so
+    every source pixel counts), its weights summing to 1; in float32 as TensorFlow computes them."""
+    scale = np.float32(target) / np.float32(source)
+    inverse = np.float32(1.0 / np.float64(scale))
+    width = max(inverse, _ONE)  # the kernel's half-width in source pixels
+    taps = min(2 * int(np.ceil(width)) + 1, source)
+    centre = (np.arange(target, dtype=np.float32) + _HALF) * inverse
+    first = np.clip(np.ceil(centre - width - _HALF), 0, source - 1).astype(np.int64)
+    end = np.clip(np.floor(centre + width - _HALF), 0, source - 1).astype(np.int64) + 1
+    indices = first[:, None] + np.arange(taps)
+    distance = (indices.astype(np.float32) + _HALF - centre[:, None]) * (_ONE / width)
+    weights = np.maximum(np.float32(0.0), _ONE - np.abs(distance)).astype(np.float32)
+    weights[indices >= end[:, None]] = 0.0
+    total = np.zeros(target, np.float32)
+    for k in range(taps):  # summed tap by tap, in TensorFlow's order
+        total += weights[:, k]
+    return np.minimum(indices, source - 1), weights * (_ONE / total)[:, None]
+
+
+def _resize_axis(image: np.ndarray, size: int, axis: int) -> np.ndarray:
+    indices, weights = antialiased_taps(image.shape[axis], size)
+    shape = [1] * image.ndim
+    shape[axis] = size
+    out = np.zeros(image.shape[:axis] + (size,) + image.shape[axis + 1:], np.float32)
+    for k in range(indices.shape[1]):
+        out += weights[:, k].reshape(shape) * np.take(image, indices[:, k], axis=axis)
+    return out
+
+
+def resize_antialiased(image: np.ndarray, size: int) -> np.ndarray:
+    """float32 image(s) [..., H, W, C] -> [..., size, size, C]: bilinear with antialiasing, rows
+    first, then columns (`tf.image.resize(..., "bilinear", antialias=True)` to the bit)."""
+    image = np.asarray(image, np.float32)
+    return _resize_axis(_resize_axis(image, size, image.ndim - 3), size, image.ndim - 2)
+
+
+def nearest_indices(source: int, target: int) -> np.ndarray:
+    """[target] source index of each output pixel: the one under its centre (half-pixel centres)."""
+    scale = np.float32(source) / np.float32(target)
+    centres = (np.arange(target, dtype=np.float32) + _HALF) * scale
+    return np.minimum(np.floor(centres).astype(np.int64), source - 1)
+
+
+def prepare_image(image: np.ndarray, image_size: int, channels: str) -> np.ndarray:
     """uint8 slice(s) [..., H, W, 3] -> float32 [..., S, S, C] in [0, 1] for the chosen channels
     (one of `settings.CHANNEL_MODES`)."""
-    image = tf.image.convert_image_dtype(tf.convert_to_tensor(image), tf.float32)
+    image = np.asarray(image, np.uint8).astype(np.float32) * np.float32(1.0 / 255.0)
     if channels == "flair":
         image = image[..., 1:2]
     elif channels == "gray":
-        image = tf.image.rgb_to_grayscale(image)
-    image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
-    return tf.clip_by_value(image, 0.0, 1.0)
+        image = (image @ GRAY_WEIGHTS)[..., None]
+    return np.clip(resize_antialiased(image, image_size), 0.0, 1.0)
 
 
 def neighbour_positions(slice_counts, context: int) -> np.ndarray:
@@ -53,30 +105,26 @@ def neighbour_positions(slice_counts, context: int) -> np.ndarray:
     return np.clip(own + np.arange(-context, context + 1), first, last)
 
 
-def stack_neighbours(slices: tf.Tensor, positions) -> tf.Tensor:
+def stack_neighbours(slices: np.ndarray, positions) -> np.ndarray:
     """Slices [N, H, W, C] and positions [..., K] (see `neighbour_positions`) -> [..., H, W, K x C]:
     the slices at those positions, their channels side by side (the first position's C channels
     first). Slice i of a patient with one slice of context on each side: channels of i-1, i, i+1."""
-    positions = tf.convert_to_tensor(positions)
-    gathered = tf.gather(slices, positions)  # [..., K, H, W, C]
-    rank = len(positions.shape)  # K's axis is rank - 1
-    order = [*range(rank - 1), rank, rank + 1, rank - 1, rank + 2]
-    moved = tf.transpose(gathered, order)  # [..., H, W, K, C]
-    stacked = positions.shape[-1] * slices.shape[-1]
-    return tf.reshape(moved, tf.concat([tf.shape(moved)[:-2], [stacked]], axis=0))
+    gathered = np.asarray(slices)[np.asarray(positions)]  # [..., K, H, W, C]
+    moved = np.moveaxis(gathered, -4, -2)  # [..., H, W, K, C]
+    return moved.reshape(*moved.shape[:-2], moved.shape[-2] * moved.shape[-1])
 
 
-def prepare_mask(mask: tf.Tensor, image_size: int) -> tf.Tensor:
-    """uint8 mask(s) [..., H, W, 1] in {0, 1} -> float32 [..., S, S, 1] in {0, 1}."""
-    mask = tf.image.resize(mask, (image_size, image_size), method="nearest")
-    return tf.cast(mask, tf.float32)
+def prepare_mask(mask: np.ndarray, image_size: int) -> np.ndarray:
+    """uint8 mask(s) [..., H, W, 1] in {0, 1} -> float32 [..., S, S, 1] in {0, 1} (nearest pixel)."""
+    mask = np.asarray(mask)
+    rows = nearest_indices(mask.shape[-3], image_size)
+    cols = nearest_indices(mask.shape[-2], image_size)
+    return np.take(np.take(mask, rows, axis=-3), cols, axis=-2).astype(np.float32)
 
 
-def to_uint8(image: tf.Tensor) -> tf.Tensor:
-    """float32 values in [0, 1] -> uint8 0..255, rounded."""
-    return tf.cast(tf.round(image * 255.0), tf.uint8)
-
-
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """float32 values in [0, 1] -> uint8 0..255, rounded (half to even)."""
+    return np.round(np.asarray(image, np.float32) * np.float32(255.0)).astype(np.uint8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,32 +161,31 @@ class Preprocessor:
         box = cropping.brain_box(volume) if self.crop == "brain" else None
         return PatientParameters(levels, box)
 
-    def slice_pass(self, image, levels=None, box=None) -> tf.Tensor:
+    def slice_pass(self, image, levels=None, box=None) -> np.ndarray:
         """uint8 slice(s) [..., 256, 256, 3] -> uint8 [..., S, S, C]: scaled by the patient's
-        `levels`, cut to its `box`, the model's channels, resized (tf; `levels` and `box` may be
-        tensors looked up in a tf.data map, or a `patient_pass`'s arrays)."""
+        `levels`, cut to its `box`, the model's channels, resized (a `patient_pass`'s arrays)."""
         if self.normalization == "patient":
             image = normalization.apply_levels(image, levels)
         if self.crop == "brain":
             image = cropping.crop_to_box(image, box)
         return to_uint8(prepare_image(image, self.image_size, self.channels))
 
-    def mask_pass(self, mask, box=None) -> tf.Tensor:
+    def mask_pass(self, mask, box=None) -> np.ndarray:
         """uint8 mask(s) [..., 256, 256, 1] in {0, 1} -> uint8 [..., S, S, 1], cut and resized as the image."""
         if self.crop == "brain":
             mask = cropping.crop_to_box(mask, box)
-        return tf.cast(prepare_mask(mask, self.image_size), tf.uint8)
+        return prepare_mask(mask, self.image_size).astype(np.uint8)
 
-    def volume_pass(self, volume: np.ndarray) -> tuple[tf.Tensor, PatientParameters]:
+    def volume_pass(self, volume: np.ndarray) -> tuple[np.ndarray, PatientParameters]:
         """Both passes over one patient's uint8 slices [n, 256, 256, 3] in slice order: (uint8
         [n, S, S, C], the parameters, whose box `paste_back` needs)."""
         patient = self.patient_pass(volume)
         return self.slice_pass(volume, patient.levels, patient.box), patient
 
-    def model_input(self, slices, positions) -> tf.Tensor:
+    def model_input(self, slices, positions) -> np.ndarray:
         """float32 [..., S, S, C x (2 context + 1)] in [0, 1]: the uint8 `slices` [n, S, S, C] of one
         patient at `positions` (`neighbour_positions`) with their neighbours."""
-        return stack_neighbours(tf.cast(slices, tf.float32) / 255.0, positions)
+        return stack_neighbours(np.asarray(slices, np.float32) / np.float32(255.0), positions)
 
     def paste_back(self, probability: np.ndarray, patient: PatientParameters) -> np.ndarray:
         """[n, S, S] predicted at the model's size -> [n, 256, 256] on the native grid (bilinear;

@@ -6,13 +6,15 @@ faster as well (benchmarks/RESULTS.md), so they are asked for on every x86 CPU. 
 the environment wins: `TF_ENABLE_ONEDNN_OPTS=0` turns them off. Nothing changes once TensorFlow
 has been imported.
 
-It also says what this machine's CPU offers those kernels (`cpu_flags`, `onednn_below_avx512`), for
+`tensorflow_sees_a_gpu` answers without loading TensorFlow where no GPU driver is installed, so
+that prediction on LiteRT never waits for it. It also says what this machine's CPU offers those kernels (`cpu_flags`, `onednn_below_avx512`), for
 the choices made per machine: precision (tuning/precision.py) and the batch-norm kernel
 (tuning/unet.py).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 import sys
@@ -28,6 +30,21 @@ def configure() -> None:
     """Asks for oneDNN's kernels on x86 CPUs unless the environment says otherwise."""
     if "tensorflow" not in sys.modules and platform.machine().lower() in ("x86_64", "amd64"):
         os.environ.setdefault(ONEDNN, "1")
+
+
+# Where Linux shows a GPU TensorFlow could use: NVIDIA's driver (CUDA), AMD's (ROCm), WSL2's (CUDA on Windows).
+_GPU_DRIVER_FILES = ("/dev/nvidia[0-9]*", "/proc/driver/nvidia/gpus/*", "/dev/kfd", "/dev/dxg")
+
+
+def tensorflow_sees_a_gpu() -> bool:
+    """Whether TensorFlow computes on a GPU in this process. On Linux without a GPU driver
+    (`_GPU_DRIVER_FILES`) it cannot, and TensorFlow, seconds to load, is not asked; elsewhere, or
+    with a driver, it is (after `tf.config.set_visible_devices([], "GPU")` it sees none)."""
+    if sys.platform.startswith("linux") and not any(glob.glob(pattern) for pattern in _GPU_DRIVER_FILES):
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.get_visible_devices("GPU"))
 
 
 def onednn_enabled() -> bool:

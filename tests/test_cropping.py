@@ -40,8 +40,8 @@ def test_a_prediction_on_the_cut_goes_back_to_its_place():
     box = cropping.brain_box(_head(30, 50, 180, 140))
     mask = np.zeros((1, 256, 256, 1), np.uint8)
     mask[0, 100:150, 90:130] = 1
-    cut = cropping.crop_to_box(mask, box).numpy()
-    small = preprocessing.prepare_mask(cut, 128).numpy()[..., 0]
+    cut = cropping.crop_to_box(mask, box)
+    small = preprocessing.prepare_mask(cut, 128)[..., 0]
     back = cropping.paste_from_box(small, box, 256) > 0.5
     inter = np.logical_and(back, mask[..., 0] > 0).sum()
     assert 2 * inter / (back.sum() + mask.sum()) > 0.97
@@ -71,7 +71,7 @@ def test_the_pipeline_feeds_the_cut_slices(synthetic_data_dir):
                                 batch_size=None, normalization="none", crop="brain")
     for example, (image, mask) in zip(raw, fed.as_numpy_iterator(), strict=True):
         box = boxes[example["patient_id"]]
-        expected = preprocessing.prepare_image(cropping.crop_to_box(example["image"], box), 64, "all").numpy()
+        expected = preprocessing.prepare_image(cropping.crop_to_box(example["image"], box), 64, "all")
         assert image.shape == (64, 64, 3) and mask.shape == (64, 64, 1)
         assert np.abs(image - expected).max() <= 1 / 255 + 1e-6
         np.testing.assert_array_equal(mask, preprocessing.prepare_mask(cropping.crop_to_box(example["mask"], box), 64))

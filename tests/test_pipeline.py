@@ -28,14 +28,14 @@ def test_train_split_covers_every_slice_once_per_epoch(synthetic_data_dir):
 def test_flair_is_the_second_sequence():
     image = np.zeros((256, 256, 3), np.uint8)
     image[..., 1] = 200
-    flair = preprocessing.prepare_image(image, 128, "flair").numpy()
+    flair = preprocessing.prepare_image(image, 128, "flair")
     np.testing.assert_allclose(flair, 200 / 255, atol=1e-6)
 
 
 def test_masks_stay_binary_when_resized():
     mask = np.zeros((256, 256, 1), np.uint8)
     mask[100:140, 90:133] = 1
-    resized = preprocessing.prepare_mask(mask, 128).numpy()
+    resized = preprocessing.prepare_mask(mask, 128)
     assert set(np.unique(resized)) == {0.0, 1.0}
     assert abs(resized.sum() * 4 - mask.sum()) < 0.05 * mask.sum()
 
@@ -162,11 +162,11 @@ def test_neighbour_positions_stay_inside_each_patient():
 
 def test_stacked_slices_keep_their_channels_together_in_slice_order():
     slices = np.arange(4)[:, None, None, None] * 10 + np.arange(3) * np.ones((4, 2, 2, 3), np.int32)  # slice*10 + channel
-    stacked = preprocessing.stack_neighbours(slices, preprocessing.neighbour_positions([4], context=1)).numpy()
+    stacked = preprocessing.stack_neighbours(slices, preprocessing.neighbour_positions([4], context=1))
     assert stacked.shape == (4, 2, 2, 9)
     assert stacked[1, 0, 0].tolist() == [0, 1, 2, 10, 11, 12, 20, 21, 22]
     assert stacked[3, 1, 1].tolist() == [20, 21, 22, 30, 31, 32, 30, 31, 32]
-    one = preprocessing.stack_neighbours(slices, preprocessing.neighbour_positions([4], context=1)[0]).numpy()
+    one = preprocessing.stack_neighbours(slices, preprocessing.neighbour_positions([4], context=1)[0])
     assert one.shape == (2, 2, 9) and one[0, 0].tolist() == [0, 1, 2, 0, 1, 2, 10, 11, 12]
 
 

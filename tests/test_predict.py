@@ -3,6 +3,7 @@ nnU-Net way or by a dataset.json, FLAIR-only cases routed to the FLAIR model, th
 evaluate.py --input, a packed model the same as its run folder, bad input one line and nothing written."""
 
 import csv
+import glob
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 import evaluate
-from brainmri_tfds import readers, synthetic
+from brainmri_tfds import readers, runtime, synthetic
 from tuning import models, predict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -300,6 +301,21 @@ def test_each_shipped_model_predicts_a_phantom_case_by_its_name(name, cases, tmp
     assert predict.main(["-i", str(alone), "-o", str(tmp_path / "swapped"), "--model", name, "--save-probabilities",
                          "--channel-names", "0000=FLAIR,0001=T1,0002=T1ce"]) == 0
     assert stands_out(tmp_path / "swapped") < 20
+
+
+@pytest.mark.skipif(any(glob.glob(p) for p in runtime._GPU_DRIVER_FILES),
+                    reason="with a GPU driver, TensorFlow is asked whether it sees a GPU")
+def test_the_shipped_models_predict_on_litert_without_loading_tensorflow(cases, tmp_path):
+    """Loading TensorFlow is most of a first case's time on a CPU (about 10 s of 13 on a 2-core
+    one): with LiteRT, reading, preprocessing, prediction and writing need none of it."""
+    folder, full, flair = cases
+    probe = ("import sys; from tuning.predict import main\n"
+             f"assert main(['-i', {str(folder)!r}, '-o', {str(tmp_path / 'out')!r}]) == 0\n"
+             "print('LOADED' if {'tensorflow', 'keras'} & set(sys.modules) else 'NOT LOADED')")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("NOT LOADED"), done.stdout[-500:]
+    assert _rows(tmp_path / "out")[flair]["model"] == predict.FLAIR_ONLY
 
 
 def test_both_models_are_shipped():

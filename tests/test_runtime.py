@@ -50,3 +50,16 @@ XEON = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw avx512vl avx512dq a
 ])
 def test_onednn_below_avx512(cpuinfo, environ, expected):
     assert runtime.onednn_below_avx512(cpuinfo, environ) is expected
+
+
+@pytest.mark.parametrize("driver_files, expected", [([], False), (["/dev/nvidia0"], "asked")])
+def test_without_a_gpu_driver_tensorflow_is_not_asked(monkeypatch, driver_files, expected):
+    """On Linux without a GPU driver TensorFlow cannot see a GPU, and loading it to ask takes seconds."""
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    monkeypatch.setattr(runtime.glob, "glob", lambda pattern: driver_files)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # importing it now raises ImportError
+    if expected == "asked":
+        with pytest.raises(ImportError):
+            runtime.tensorflow_sees_a_gpu()
+    else:
+        assert runtime.tensorflow_sees_a_gpu() is False

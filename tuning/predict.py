@@ -66,11 +66,13 @@ def parse_args(argv):
 
 def choose_device(device: str | None) -> None:
     """Hides the GPUs from TensorFlow for 'cpu' (before any model is loaded); for 'gpu', ValueError
-    when it sees none."""
-    import tensorflow as tf
+    when it sees none. Where there is no GPU driver, TensorFlow is not loaded to ask."""
+    from brainmri_tfds.runtime import tensorflow_sees_a_gpu
 
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = tensorflow_sees_a_gpu()
     if device == "cpu" and gpus:
+        import tensorflow as tf
+
         tf.config.set_visible_devices([], "GPU")
     elif device == "gpu" and not gpus:
         raise ValueError("--device gpu: TensorFlow sees no GPU here (use --device cpu)")

@@ -50,6 +50,7 @@ def load_trained(spec: str | Path, dataset: str | None = None, data_dir: str | N
     default: litert where the folder has one and TensorFlow uses no GPU. `dataset` and `data_dir`
     override what config.json records. Raises ValueError (one line naming the file) for a missing,
     corrupt or foreign model, or one config.json does not fit."""
+    from brainmri_tfds.runtime import tensorflow_sees_a_gpu
     from tuning.evaluation.predictor import ENGINES, LiteRTPredictor, for_inference
     from tuning.models import LITERT_FILE, MODEL_FILE, locate
     from tuning.runfolder import RunConfig
@@ -64,7 +65,7 @@ def load_trained(spec: str | Path, dataset: str | None = None, data_dir: str | N
     overrides = {k: v for k, v in {"dataset": dataset, "data_dir": data_dir}.items() if v is not None}
     run = dataclasses.replace(run, data=dataclasses.replace(run.data, **overrides))
     if engine is None:
-        engine = "litert" if (folder / LITERT_FILE).is_file() and not _uses_a_gpu() else "keras"
+        engine = "litert" if (folder / LITERT_FILE).is_file() and not tensorflow_sees_a_gpu() else "keras"
     if engine == "litert":
         path = folder / LITERT_FILE
         if not path.is_file():
@@ -83,12 +84,6 @@ def load_trained(spec: str | Path, dataset: str | None = None, data_dir: str | N
     if not isinstance(model.output_shape, tuple) or tuple(model.output_shape) != mask_shape:
         raise ValueError(f"{path}: not a brainmri U-Net (it outputs {model.output_shape}, a U-Net outputs {mask_shape})")
     return (model if engine == "litert" else for_inference(model)), run
-
-
-def _uses_a_gpu() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.get_visible_devices("GPU"))
 
 
 def _load_keras(path: Path):
@@ -115,7 +110,7 @@ def predict_probabilities(model, images: np.ndarray, data, flip_average: bool) -
     positions = neighbour_positions([len(images)], data.context)
     probabilities = []
     for start in range(0, len(images), BATCH):
-        batch = preprocessor.model_input(slices, positions[start:start + BATCH]).numpy()
+        batch = preprocessor.model_input(slices, positions[start:start + BATCH])
         probability = flip_averaged(model.predict_on_batch, batch) if flip_average else model.predict_on_batch(batch)
         probabilities.append(preprocessor.paste_back(np.asarray(probability)[..., 0], patient))
     return np.concatenate(probabilities)
