@@ -195,3 +195,12 @@ def test_budget_says_when_the_manual_dir_is_missing(tmp_path):
                "--manual-dir", str(tmp_path / "no-such-download")]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "no-such-download is not a folder" in result.stderr
+
+
+def test_litert_weights_prints_each_storage_smaller_than_float32(capsys):
+    assert _script_main("benchmarks/litert_weights.py")(["--repeats", "1"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    by_storage = {line["storage"]: line for line in lines}
+    assert list(by_storage) == ["float32", "float16", "int8"]
+    assert by_storage["float32"]["max_probability_difference"] == 0.0
+    assert by_storage["int8"]["megabytes"] < by_storage["float16"]["megabytes"] < by_storage["float32"]["megabytes"]
