@@ -64,6 +64,12 @@ def _stored_dtypes(folder) -> set[str]:
     return found
 
 
+def test_litert_only_goes_with_ship(capsys):
+    with pytest.raises(SystemExit):
+        models.main(["--pack", "run", "x.brainmri", "--litert-only"])
+    assert "--litert-only goes with --ship" in capsys.readouterr().err
+
+
 def test_runs_that_prepare_their_input_differently_are_not_averaged(tmp_path, capsys):
     three, flair = _run(tmp_path / "three", 0.0), _run(tmp_path / "flair", 0.0, channels="flair")
     assert models.main(["--pack", str(three), str(flair), str(tmp_path / "x.brainmri")]) == 2

@@ -189,6 +189,31 @@ def test_bad_input_is_one_line(as_shipped, cases, tmp_path, capsys, argv, messag
     assert len(error.splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
+@pytest.fixture(scope="module")
+def litert_only(shipped, tmp_path_factory):
+    """The stand-ins shipped the way an average of several trainings must be: model.tflite alone."""
+    root = tmp_path_factory.mktemp("pretrained-litert")
+    for name in (predict.THREE_SEQUENCES, predict.FLAIR_ONLY):
+        models.write_model_folder([shipped / name], root / name, float16=True, litert_only=True)
+    return root
+
+
+def test_a_model_shipped_as_litert_alone_predicts_and_refuses_keras(litert_only, cases, tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setattr(models, "SHIPPED", litert_only)
+    folder, full, flair = cases
+    assert sorted(p.name for p in (litert_only / predict.THREE_SEQUENCES).iterdir()) == [
+        "config.json", "model.tflite"]
+    assert set(models.shipped()) == {predict.THREE_SEQUENCES, predict.FLAIR_ONLY}
+    assert predict.main(["-i", str(folder), "-o", str(tmp_path / "out")]) == 0
+    assert _rows(tmp_path / "out")[flair]["model"] == predict.FLAIR_ONLY
+    capsys.readouterr()
+    assert predict.main(["-i", str(folder), "-o", str(tmp_path / "keras"), "--engine", "keras"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "holds model.tflite alone" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "keras").exists()
+
+
 def test_without_shipped_models_it_asks_for_one(cases, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(models, "SHIPPED", tmp_path / "none")
     assert predict.main(["-i", str(cases[0]), "-o", str(tmp_path / "out")]) == 2
@@ -265,8 +290,8 @@ def test_the_shipped_models_stay_under_25_mb_with_a_card_and_the_datas_licence()
     total = sum(p.stat().st_size for folder in models.shipped().values() for p in folder.iterdir())
     assert total < 25e6, f"{total / 1e6:.1f} MB"
     for name, folder in models.shipped().items():
-        assert {"model.keras", "model.tflite", "config.json", "inference.json", "README.md", "LICENSE"} <= {
-            p.name for p in folder.iterdir()}, name
+        assert {"model.tflite", "config.json", "inference.json", "README.md", "LICENSE"} <= {
+            p.name for p in folder.iterdir()}, name  # model.keras too, unless shipped --litert-only
         licence = (folder / "LICENSE").read_text()
         assert "CC BY-NC-SA 4.0" in licence and all(w in licence for w in ("Buda", "Mazurowski", "Clark"))
         assert json.loads((folder / "config.json").read_text())["data"].get("data_dir") is None  # no machine's path

@@ -7,12 +7,16 @@
     pack("runs/train/x", "x.brainmri")              # model.keras (no optimizer state), model.tflite, config.json, inference.json
     write_model_folder(["runs/train/x"], "tuning/pretrained/name")   # the same files, as a shipped model's folder
     write_model_folder(["runs/cv/round0", ..., "runs/cv/round4"], out, float16=True)  # their average, half the bytes
+    write_model_folder([...], out, float16=True, litert_only=True)   # model.tflite alone: the 25 MB limit
 
 Every form ends as a folder holding `model.keras` and `config.json`, and `inference.json` when
 the run wrote one (`tuning.runfolder` reads them). A shipped or packed model also holds its LiteRT
 copy, `model.tflite` (the same weights, batch norm folded), which predicts on a CPU without
-TensorFlow's model loading and tracing (`tuning.evaluation.predictor.LiteRTPredictor`). A shipped
-model's folder also holds its model card (README.md) and licence (LICENSE).
+TensorFlow (`tuning.evaluation.predictor.LiteRTPredictor`). A shipped model may hold
+`model.tflite` alone (`--ship ... --litert-only`): an average of several trainings is several
+U-Nets, and both files of it would not fit the 25 MB all shipped weights stay within; it then
+computes on the CPU only. A shipped model's folder also holds its model card (README.md) and
+licence (LICENSE).
 """
 
 from __future__ import annotations
@@ -31,11 +35,16 @@ PACKED_FILES = (MODEL_FILE, "config.json", "inference.json", LITERT_FILE)  # the
 WEIGHTS_FILE = "model.weights.h5"  # inside a .keras file
 
 
+def holds_a_model(folder: Path) -> bool:
+    """Whether `folder` holds a model file: model.keras, or model.tflite alone."""
+    return (folder / MODEL_FILE).is_file() or (folder / LITERT_FILE).is_file()
+
+
 def shipped() -> dict[str, Path]:
     """The models this installation ships, by name."""
     if not SHIPPED.is_dir():
         return {}
-    return {folder.name: folder for folder in sorted(SHIPPED.iterdir()) if (folder / MODEL_FILE).is_file()}
+    return {folder.name: folder for folder in sorted(SHIPPED.iterdir()) if holds_a_model(folder)}
 
 
 def locate(spec: str | Path) -> Path:
@@ -50,8 +59,8 @@ def locate(spec: str | Path) -> Path:
                              f"or a shipped model's name)")
         return path.parent
     if path.is_dir():
-        if not (path / MODEL_FILE).is_file():
-            raise ValueError(f"{path}: no {MODEL_FILE} in this folder (not a run folder train.py wrote)")
+        if not holds_a_model(path):
+            raise ValueError(f"{path}: no {MODEL_FILE} or {LITERT_FILE} in this folder (not a run folder train.py wrote)")
         return path
     models = shipped()
     if str(spec) in models:
@@ -60,12 +69,13 @@ def locate(spec: str | Path) -> Path:
     raise ValueError(f"{spec}: no such model file or folder, and not a shipped model's name (shipped: {known})")
 
 
-def write_model_folder(folders: list[str | Path], out: str | Path, float16: bool = False) -> Path:
+def write_model_folder(folders: list[str | Path], out: str | Path, float16: bool = False,
+                       litert_only: bool = False) -> Path:
     """The model of the run folder, or the average of several runs' models (`tuning.ensemble`; each
     must take the same input), without optimizer state, with the first run's config.json (without
     the machine's data_dir) and inference.json, and its LiteRT copy (`LITERT_FILE`, the same weights),
     written into `out`: what a packed file or a shipped model holds. `float16`: the weights stored in
-    half precision in both files (read back into float32)."""
+    half precision in both files (read back into float32). `litert_only`: no model.keras is kept."""
     import dataclasses
 
     import keras
@@ -88,6 +98,8 @@ def write_model_folder(folders: list[str | Path], out: str | Path, float16: bool
         _store_weights_in_float16(out / MODEL_FILE)
     saved = keras.saving.load_model(out / MODEL_FILE, compile=False, safe_mode=True)  # the weights as stored
     write_litert(fold_batch_norm(as_float32(saved)), out / LITERT_FILE, float16)
+    if litert_only:
+        (out / MODEL_FILE).unlink()
     dataclasses.replace(runs[0], data=dataclasses.replace(runs[0].data, data_dir=None)).write(out)
     if (folders[0] / "inference.json").is_file():
         shutil.copyfile(folders[0] / "inference.json", out / "inference.json")
@@ -179,7 +191,12 @@ def main(argv: list[str] | None = None) -> int:
                              "written by hand beside it)")
     parser.add_argument("--float16", action="store_true",
                         help="store the weights in half precision (half the bytes; read back into float32)")
+    parser.add_argument("--litert-only", action="store_true",
+                        help=f"with --ship: keep {LITERT_FILE} alone, not {MODEL_FILE} (half the bytes; the model "
+                             "then computes with LiteRT on the CPU only)")
     args = parser.parse_args(argv)
+    if args.litert_only and not args.ship:
+        parser.error("--litert-only goes with --ship (a packed file holds model.keras)")
     if args.list:
         for name, folder in shipped().items():
             print(f"{name}\t{folder}")
@@ -189,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give one run folder or more, then where to write")
     try:
         if args.ship:
-            written = write_model_folder(given[:-1], SHIPPED / given[-1], args.float16) / MODEL_FILE
+            folder = write_model_folder(given[:-1], SHIPPED / given[-1], args.float16, args.litert_only)
+            written = folder / (LITERT_FILE if args.litert_only else MODEL_FILE)
         else:
             written = pack(given[:-1], given[-1], args.float16)
     except (FileNotFoundError, ValueError) as err:

@@ -78,24 +78,29 @@ def choose_device(device: str | None) -> None:
         raise ValueError("--device gpu: TensorFlow sees no GPU here (use --device cpu)")
 
 
-def load(spec: str, engine: str | None = None):
+def load(spec: str, engine: str | None = None, device: str | None = None):
     """One model (its name, its members, its post-processing) from anything `tuning.models.locate`
-    takes, computed by `engine` (`tuning.evaluation.inference.load_trained`)."""
+    takes, computed by `engine` (`tuning.evaluation.inference.load_trained`); ValueError where
+    `device` is 'gpu' and the model computes with LiteRT (on the CPU)."""
     from tuning.evaluation.cases import CaseModel
     from tuning.evaluation.inference import load_trained
+    from tuning.evaluation.predictor import LiteRTPredictor
     from tuning.models import locate
     from tuning.postprocessing import DEFAULT
     from tuning.runfolder import InferenceChoice
 
     folder = locate(spec)  # once: a packed file is unpacked here
     model, run = load_trained(folder, engine=engine)
+    if device == "gpu" and isinstance(model, LiteRTPredictor):
+        raise ValueError(f"{spec}: holds model.tflite alone, which computes on the CPU (--device cpu)")
     chosen = InferenceChoice.read(folder)
     return CaseModel(str(spec), [(model, run.data)], chosen.settings if chosen else DEFAULT)
 
 
-def model_chooser(specs: list[str] | None, engine: str | None = None):
+def model_chooser(specs: list[str] | None, engine: str | None = None, device: str | None = None):
     """A function case -> CaseModel: the given models for every case (averaged when several), or
-    the shipped ones by the case's sequences; each loaded once, when first needed, for `engine`."""
+    the shipped ones by the case's sequences; each loaded once, when first needed, for `engine`
+    and `device` (see `load`)."""
     from tuning.evaluation.cases import CaseModel
     from tuning.models import shipped
 
@@ -103,7 +108,7 @@ def model_chooser(specs: list[str] | None, engine: str | None = None):
 
     def get(spec: str) -> CaseModel:
         if spec not in loaded:
-            loaded[spec] = load(spec, engine)
+            loaded[spec] = load(spec, engine, device)
         return loaded[spec]
 
     if specs:
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cases = readers.find_cases(args.input, args.labels, args.channel_names)
         choose_device(args.device)
-        model_for = model_chooser(args.model, args.engine)
+        model_for = model_chooser(args.model, args.engine, args.device)
         from tuning.evaluation.cases import predict_cases
 
         report = predict_cases(model_for, cases, out, args.save_probabilities)

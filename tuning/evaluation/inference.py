@@ -47,7 +47,7 @@ def load_trained(spec: str | Path, dataset: str | None = None, data_dir: str | N
     model.keras with train.py's config.json beside it, a run folder, a packed file, a shipped
     model's name. `engine` (`predictor.ENGINES`): 'keras' loads model.keras in safe mode
     (`predictor.for_inference`), 'litert' the folder's model.tflite (`predictor.LiteRTPredictor`);
-    default: litert where the folder has one and TensorFlow uses no GPU. `dataset` and `data_dir`
+    default: litert where the folder has one and TensorFlow uses no GPU, or has no model.keras. `dataset` and `data_dir`
     override what config.json records. Raises ValueError (one line naming the file) for a missing,
     corrupt or foreign model, or one config.json does not fit."""
     from brainmri_tfds.runtime import tensorflow_sees_a_gpu
@@ -64,8 +64,9 @@ def load_trained(spec: str | Path, dataset: str | None = None, data_dir: str | N
         raise ValueError(str(err)) from None
     overrides = {k: v for k, v in {"dataset": dataset, "data_dir": data_dir}.items() if v is not None}
     run = dataclasses.replace(run, data=dataclasses.replace(run.data, **overrides))
+    has_keras, has_litert = (folder / MODEL_FILE).is_file(), (folder / LITERT_FILE).is_file()
     if engine is None:
-        engine = "litert" if (folder / LITERT_FILE).is_file() and not tensorflow_sees_a_gpu() else "keras"
+        engine = "litert" if has_litert and (not has_keras or not tensorflow_sees_a_gpu()) else "keras"
     if engine == "litert":
         path = folder / LITERT_FILE
         if not path.is_file():
@@ -74,6 +75,8 @@ def load_trained(spec: str | Path, dataset: str | None = None, data_dir: str | N
         model = LiteRTPredictor(path)
     else:
         path = folder / MODEL_FILE
+        if not has_keras:
+            raise ValueError(f"{folder}: holds {LITERT_FILE} alone, which computes with --engine litert on the CPU")
         model = _load_keras(path)
     data = run.data
     expected = (None, data.image_size, data.image_size, data.n_channels)
