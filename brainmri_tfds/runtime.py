@@ -7,9 +7,9 @@ the environment wins: `TF_ENABLE_ONEDNN_OPTS=0` turns them off. Nothing changes 
 has been imported.
 
 `tensorflow_sees_a_gpu` answers without loading TensorFlow where no GPU driver is installed, so
-that prediction on LiteRT never waits for it. It also says what this machine's CPU offers those kernels (`cpu_flags`, `onednn_below_avx512`), for
-the choices made per machine: precision (tuning/precision.py) and the batch-norm kernel
-(tuning/unet.py).
+that prediction on LiteRT never waits for it. It also says what this machine's CPU offers those
+kernels (`cpu_flags`, `onednn_below_avx512`), for the choices made per machine: precision
+(tuning/precision.py) and the batch-norm kernel (tuning/unet.py).
 """
 
 from __future__ import annotations
