@@ -17,7 +17,8 @@ same `slice_pass` through `tf.numpy_function`; prediction (`tuning.evaluation.in
 both passes on each volume. The resizes compute what TensorFlow's `tf.image.resize` computes
 (antialiased bilinear: its triangle kernel, widened when shrinking; nearest for masks), bit for
 bit, so the models trained while the pipeline called TensorFlow's resize see the same input
-(tests/test_preprocessing.py holds the two to it). `to_json` writes the parameters a caller without this project needs (`tuning.export`).
+(tests/test_preprocessing.py holds the two to it). `to_json` writes the parameters a caller
+without this project needs (`tuning.export`).
 """
 
 from __future__ import annotations

@@ -60,7 +60,8 @@ def locate(spec: str | Path) -> Path:
         return path.parent
     if path.is_dir():
         if not holds_a_model(path):
-            raise ValueError(f"{path}: no {MODEL_FILE} or {LITERT_FILE} in this folder (not a run folder train.py wrote)")
+            raise ValueError(f"{path}: no {MODEL_FILE} or {LITERT_FILE} in this folder "
+                             "(not a run folder train.py wrote)")
         return path
     models = shipped()
     if str(spec) in models:
