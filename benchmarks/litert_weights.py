@@ -21,22 +21,6 @@ import time
 from pathlib import Path
 
 SLICES = 30
-STORAGES = ("float32", "float16", "int8")
-
-
-def convert(model, storage: str, path: Path) -> Path:
-    """`model` (float32 Keras, batch norm folded) as a LiteRT flat buffer with its weights in `storage`."""
-    import tensorflow as tf
-
-    with tempfile.TemporaryDirectory() as scratch:
-        model.export(scratch, format="tf_saved_model", verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(scratch)
-        if storage != "float32":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: int8 weights (dynamic range)
-        if storage == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        path.write_bytes(converter.convert())
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tuning.evaluation.inference import load_trained
     from tuning.evaluation.predictor import LiteRTPredictor
-    from tuning.export import as_float32
+    from tuning.export import LITERT_WEIGHTS, as_float32, litert_flat_buffer
     from tuning.precision import cpu_description
 
     predictor, _ = load_trained(args.model, engine="keras")
@@ -56,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     model(np.zeros((1, *model.input_shape[1:]), np.float32))  # Keras exports only a model that has been called
     batch = np.random.default_rng(0).random((SLICES, *model.input_shape[1:]), np.float32)
     with tempfile.TemporaryDirectory() as scratch:
-        copies = {storage: convert(model, storage, Path(scratch) / f"{storage}.tflite") for storage in STORAGES}
+        copies = {}
+        for storage in LITERT_WEIGHTS:
+            copies[storage] = Path(scratch) / f"{storage}.tflite"
+            copies[storage].write_bytes(litert_flat_buffer(model, storage))
         reference = LiteRTPredictor(copies["float32"]).predict_on_batch(batch)
         for storage, path in copies.items():
             litert = LiteRTPredictor(path)

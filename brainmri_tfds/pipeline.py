@@ -107,8 +107,9 @@ def make_dataset(
     levels = split_levels(examples) if normalization == "patient" else {}
 
     def prepare(image, mask, patient):  # NumPy, through tf.numpy_function
-        box = boxes.get(bytes(patient))
-        return preprocessor.slice_pass(image, levels.get(bytes(patient)), box), preprocessor.mask_pass(mask, box)
+        patient = bytes(patient)
+        box = boxes.get(patient)
+        return preprocessor.slice_pass(image, levels.get(patient), box), preprocessor.mask_pass(mask, box)
 
     def prepare_example(example):
         image, mask = tf.numpy_function(prepare, [example["image"], example["mask"], example["patient_id"]],

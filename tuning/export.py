@@ -51,22 +51,34 @@ def as_float32(model):
     return rebuilt
 
 
-def write_litert(model, path: str | Path, float16: bool = False) -> Path:
-    """`model` (float32 Keras, batch norm folded) as a LiteRT flat buffer at `path`, written whole or
-    not at all; `float16`: its weights stored in half precision (LiteRT reads them back into float32)."""
+LITERT_WEIGHTS = ("float32", "float16", "int8")  # int8: TensorFlow's dynamic-range quantization
+
+
+def litert_flat_buffer(model, weights: str = "float32") -> bytes:
+    """`model` (float32 Keras, batch norm folded) as a LiteRT flat buffer, its weights stored as
+    `weights` (one of `LITERT_WEIGHTS`; LiteRT reads float16 back into float32)."""
     import tempfile
 
     import tensorflow as tf
 
-    from tuning.runfolder import atomic_path
-
+    if weights not in LITERT_WEIGHTS:
+        raise ValueError(f"weights must be one of {LITERT_WEIGHTS}, got {weights!r}")
     with tempfile.TemporaryDirectory() as scratch:  # TensorFlow's converter reads a SavedModel
         model.export(scratch, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(scratch)
-        if float16:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if weights != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: int8 weights
+        if weights == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        flat_buffer = converter.convert()
+        return converter.convert()
+
+
+def write_litert(model, path: str | Path, float16: bool = False) -> Path:
+    """`model` (float32 Keras, batch norm folded) as a LiteRT flat buffer at `path`, written whole or
+    not at all; `float16`: its weights stored in half precision (LiteRT reads them back into float32)."""
+    from tuning.runfolder import atomic_path
+
+    flat_buffer = litert_flat_buffer(model, "float16" if float16 else "float32")
     with atomic_path(Path(path)) as partial:
         partial.write_bytes(flat_buffer)
     return Path(path)

@@ -47,9 +47,9 @@ def load_trained(spec: str | Path, dataset: str | None = None, data_dir: str | N
     model.keras with train.py's config.json beside it, a run folder, a packed file, a shipped
     model's name. `engine` (`predictor.ENGINES`): 'keras' loads model.keras in safe mode
     (`predictor.for_inference`), 'litert' the folder's model.tflite (`predictor.LiteRTPredictor`);
-    default: litert where the folder has one and TensorFlow uses no GPU, or has no model.keras. `dataset` and `data_dir`
-    override what config.json records. Raises ValueError (one line naming the file) for a missing,
-    corrupt or foreign model, or one config.json does not fit."""
+    default: litert where the folder has one and TensorFlow uses no GPU, or has no model.keras.
+    `dataset` and `data_dir` override what config.json records. Raises ValueError (one line naming
+    the file) for a missing, corrupt or foreign model, or one config.json does not fit."""
     from brainmri_tfds.runtime import tensorflow_sees_a_gpu
     from tuning.evaluation.predictor import ENGINES, LiteRTPredictor, for_inference
     from tuning.models import LITERT_FILE, MODEL_FILE, locate
